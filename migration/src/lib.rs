@@ -1,0 +1,32 @@
+//! Database migrations, applied in order. Each has `up` and `down`.
+//!
+//! The schema is written as SQL: pgvector columns, HNSW indexes and CHECK constraints are
+//! clearer in SQL than in a builder.
+
+// `MigrationTrait` declares `&SchemaManager` without its lifetime; impls must match.
+#![allow(elided_lifetimes_in_paths)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_catalog;
+mod m20261124_000002_conversations;
+mod m20261124_000003_events;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_catalog::Migration),
+            Box::new(m20261124_000002_conversations::Migration),
+            Box::new(m20261124_000003_events::Migration),
+        ]
+    }
+}
+
+/// Runs a block of SQL statements (simple query protocol, so several may be sent at once).
+pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await?;
+    Ok(())
+}

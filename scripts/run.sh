@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts the whole service on the local stack with the demo catalog: `bash scripts/run.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/convrec/target}"
+cargo build --bin convrec
+BIN="$CARGO_TARGET_DIR/debug/convrec"
+
+# A stable local admin token for catalog writes, unless one is configured.
+TOKEN_FILE="${CONVREC_CACHE:-$HOME/.cache/convrec}/admin-token"
+if [ -z "${CONVREC__SECURITY__ADMIN_TOKEN:-}" ]; then
+  [ -s "$TOKEN_FILE" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN_FILE"
+  CONVREC__SECURITY__ADMIN_TOKEN="$(cat "$TOKEN_FILE")"
+  export CONVREC__SECURITY__ADMIN_TOKEN
+fi
+
+"$BIN" migrate
+"$BIN" import demo
+
+HOST="${CONVREC__SERVER__HOST:-127.0.0.1}"
+PORT="${CONVREC__SERVER__PORT:-8080}"
+cat <<MSG
+
+convrec is starting on http://$HOST:$PORT
+  products   http://$HOST:$PORT/api/products
+  readiness  http://$HOST:$PORT/readyz
+  metrics    http://$HOST:$PORT/metrics
+  admin token (catalog writes): $TOKEN_FILE
+Stop with Ctrl-C; the stack keeps running (scripts/stack.sh down stops it).
+
+MSG
+exec "$BIN" serve

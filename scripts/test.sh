@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite against the real local stack: `bash scripts/test.sh`.
+# Brings the stack up first (installing what is missing), so it works on a bare machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+# Builds live outside the checkout so a fresh clone reuses them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/convrec/target}"
+if [ -z "${CONVREC_SHARED_DATA:-}" ] && [ -d ../shared/data ]; then
+  CONVREC_SHARED_DATA="$(cd ../shared/data && pwd)"
+  export CONVREC_SHARED_DATA
+fi
+
+# Each test creates its own database named test_*; drop the ones earlier runs left behind.
+PSQL="${CONVREC_CACHE:-$HOME/.cache/convrec}/pg/pgserver/pginstall/bin/psql"
+psql_cmd() { "$PSQL" "$CONVREC__DATABASE__ADMIN_URL" -qAtX "$@"; }
+for db in $(psql_cmd -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
+  psql_cmd -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
+done
+
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,132 @@
+//! Building the application: connect the dependencies, start the actors, bind the server.
+
+use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor};
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use actix::Actor;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] crate::db::DbSetupError),
+    #[error("cannot bind {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid Redis URL: {0}")]
+    Redis(#[source] redis::RedisError),
+    #[error("invalid Elasticsearch URL: {0}")]
+    Elasticsearch(String),
+    #[error("invalid Kafka settings: {0}")]
+    Kafka(#[source] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub fn redis_pool(
+    settings: &crate::config::RedisSettings,
+) -> Result<bb8::Pool<bb8_redis::RedisConnectionManager>, StartupError> {
+    let manager = bb8_redis::RedisConnectionManager::new(settings.url.expose_secret())
+        .map_err(StartupError::Redis)?;
+    // Unchecked: the service starts (degraded) while Redis is down and recovers by itself.
+    Ok(bb8::Pool::builder()
+        .max_size(settings.pool_size)
+        .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .build_unchecked(manager))
+}
+
+pub fn elasticsearch_client(
+    settings: &crate::config::ElasticsearchSettings,
+) -> Result<elasticsearch::Elasticsearch, StartupError> {
+    let transport =
+        elasticsearch::http::transport::Transport::single_node(settings.url.expose_secret())
+            .map_err(|e| StartupError::Elasticsearch(e.to_string()))?;
+    Ok(elasticsearch::Elasticsearch::new(transport))
+}
+
+impl Application {
+    /// Connects, migrates (if configured) and binds; the server runs once awaited.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        crate::db::ensure_database(&settings.database).await?;
+        let db = crate::db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            crate::db::migrate(&db).await?;
+        }
+        let metrics = Metrics::new();
+        let deps = Dependencies {
+            db: db.clone(),
+            redis: redis_pool(&settings.redis)?,
+            kafka: Arc::new(
+                Dependencies::kafka_probe_client(&settings.kafka.brokers)
+                    .map_err(StartupError::Kafka)?,
+            ),
+            elasticsearch: elasticsearch_client(&settings.elasticsearch)?,
+            model_dir: settings.model.dir.clone(),
+        };
+        let monitor = DependencyMonitor::new(
+            deps,
+            metrics.clone(),
+            Duration::from_secs(settings.server.readiness_interval_secs.max(1)),
+        )
+        .start();
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            db,
+            metrics,
+            monitor,
+        });
+        let max_body = settings.server.max_body_bytes;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(from_fn(http::metrics::record_request))
+                .wrap(http::default_headers())
+                .configure(|cfg| http::configure(cfg, max_body))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown is
+    /// actix-web's own signal handling).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,106 @@
+//! The `convrec` command line.
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::import::{self, ImportSource};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "convrec",
+    version,
+    about = "Conversational hybrid product recommendations"
+)]
+pub struct Cli {
+    /// TOML settings file (defaults, then this file, then CONVREC__* variables).
+    #[arg(long, global = true, env = "CONVREC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP/WebSocket service.
+    Serve,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Import products (and, for Online Retail, orders) into the catalog.
+    Import {
+        /// The file format.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// File (or, for instacart, folder) to read; not needed for `demo`.
+        path: Option<PathBuf>,
+        /// Stock given to products whose source has no stock figure.
+        #[arg(long, default_value_t = 100)]
+        default_stock: i32,
+        /// Online Retail only: also import the invoices as members and order interactions.
+        #[arg(long)]
+        with_orders: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportFormat {
+    /// The demo catalog that ships with convrec.
+    Demo,
+    /// The documented generic CSV / JSON Lines format (docs/import-formats.md).
+    Generic,
+    /// Amazon ESCI products (JSON Lines).
+    Esci,
+    /// UCI Online Retail invoices (CSV).
+    OnlineRetail,
+    /// Instacart products.csv + aisles.csv + departments.csv (a folder).
+    Instacart,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(&settings.log);
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            let port = app.port();
+            tracing::info!(port, "convrec is listening");
+            app.run_until_stopped().await?;
+            tracing::info!("convrec stopped");
+        }
+        Command::Migrate => {
+            crate::db::ensure_database(&settings.database).await?;
+            let db = crate::db::connect(&settings.database).await?;
+            crate::db::migrate(&db).await?;
+            println!("migrations applied");
+        }
+        Command::Import {
+            format,
+            path,
+            default_stock,
+            with_orders,
+        } => {
+            let need_path = || {
+                path.clone()
+                    .context("this format needs a PATH to the file (or folder)")
+            };
+            let source = match format {
+                ImportFormat::Demo => ImportSource::Demo,
+                ImportFormat::Generic => ImportSource::Generic(need_path()?),
+                ImportFormat::Esci => ImportSource::Esci(need_path()?),
+                ImportFormat::OnlineRetail => ImportSource::OnlineRetail {
+                    path: need_path()?,
+                    with_orders,
+                },
+                ImportFormat::Instacart => ImportSource::Instacart(need_path()?),
+            };
+            crate::db::ensure_database(&settings.database).await?;
+            let db = crate::db::connect(&settings.database).await?;
+            crate::db::migrate(&db).await?;
+            let report = import::run(&db, source, default_stock, true).await?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}

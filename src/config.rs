@@ -1,0 +1,278 @@
+//! Settings: built-in defaults, then an optional TOML file, then `CONVREC__SECTION__KEY`
+//! environment variables. Every setting and its default is listed in docs/configuration.md.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub elasticsearch: ElasticsearchSettings,
+    pub model: ModelSettings,
+    pub security: SecuritySettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// 0 means one worker per core.
+    pub workers: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+    /// Seconds between dependency probes for the readiness endpoint.
+    pub readiness_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    /// A connection to an existing database (usually `postgres`) used to create `url`'s
+    /// database when it does not exist yet. Empty: never create.
+    pub admin_url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout_secs: u64,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Prepended to every key (`{prefix}rec:user:42`); lets tests and tenants share a server.
+    pub key_prefix: String,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    /// Prepended to every topic and consumer-group name.
+    pub topic_prefix: String,
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchSettings {
+    pub url: SecretString,
+    /// Prepended to every index and alias name.
+    pub index_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Folder with config.json, tokenizer.json and model.safetensors.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Bearer token for catalog writes. Empty: catalog writes are refused (403).
+    pub admin_token: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,convrec=debug`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+/// The defaults, written as the TOML a user would write. Kept in one place so
+/// docs/configuration.md can be checked against it.
+pub const DEFAULTS: &str = r#"
+[server]
+host = "127.0.0.1"
+port = 8080
+workers = 0
+max_body_bytes = 262144
+shutdown_timeout_secs = 30
+readiness_interval_secs = 5
+
+[database]
+url = "postgres://postgres@127.0.0.1:5432/convrec"
+admin_url = "postgres://postgres@127.0.0.1:5432/postgres"
+max_connections = 20
+min_connections = 1
+connect_timeout_secs = 5
+migrate_on_start = true
+
+[redis]
+url = "redis://127.0.0.1:6379"
+key_prefix = ""
+pool_size = 16
+connect_timeout_ms = 2000
+
+[kafka]
+brokers = "127.0.0.1:9092"
+topic_prefix = ""
+client_id = "convrec"
+
+[elasticsearch]
+url = "http://127.0.0.1:9200"
+index_prefix = ""
+
+[model]
+dir = "models/all-MiniLM-L6-v2"
+
+[security]
+admin_token = ""
+
+[log]
+format = "pretty"
+level = "info"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given, it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, so tests need not touch the
+    /// process's own.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CONVREC__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("CONVREC")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        Ok(builder.build()?.try_deserialize()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_file_or_environment() {
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn environment_overrides_nested_settings() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[
+                ("CONVREC__SERVER__PORT", "9999"),
+                ("CONVREC__DATABASE__URL", "postgres://x@y/z"),
+                ("CONVREC__LOG__FORMAT", "json"),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.port, 9999);
+        assert_eq!(settings.database.url.expose_secret(), "postgres://x@y/z");
+        assert_eq!(settings.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_default_is_documented() {
+        let docs = include_str!("../docs/configuration.md");
+        let defaults: toml_like::Table = toml_like::parse(DEFAULTS);
+        for (section, keys) in defaults {
+            for key in keys {
+                let row = format!("| `{section}.{key}`");
+                assert!(
+                    docs.contains(&row),
+                    "docs/configuration.md lacks {section}.{key}"
+                );
+            }
+        }
+    }
+
+    /// Just enough TOML reading for the documentation check, to avoid a dependency.
+    mod toml_like {
+        pub(super) type Table = Vec<(String, Vec<String>)>;
+
+        pub(super) fn parse(text: &str) -> Table {
+            let mut table: Table = Vec::new();
+            for line in text.lines().map(str::trim) {
+                if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    table.push((section.to_string(), Vec::new()));
+                } else if let Some((key, _)) = line.split_once('=') {
+                    table.last_mut().unwrap().1.push(key.trim().to_string());
+                }
+            }
+            table
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = Settings::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[]));
+        assert!(matches!(err, Err(ConfigError::MissingFile(_))));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("CONVREC__SECURITY__ADMIN_TOKEN", "s3cret-token")]),
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("s3cret-token"));
+    }
+}

@@ -1,0 +1,46 @@
+//! The HTTP surface: one module per resource, each with a `configure()` that mounts it.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod products;
+
+use crate::actors::dependency_monitor::DependencyMonitor;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use actix::Addr;
+use actix_web::{middleware, web};
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub metrics: Metrics,
+    pub monitor: Addr<DependencyMonitor>,
+}
+
+/// Mounts every route and the extractor configuration on an `App`.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(max_body_bytes)
+            .error_handler(error::json_error_handler),
+    )
+    .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+    .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+    .app_data(web::PayloadConfig::default().limit(max_body_bytes))
+    .configure(health::configure)
+    .configure(metrics::configure)
+    .configure(products::configure)
+    .default_service(web::to(error::not_found));
+}
+
+/// Middleware every app gets, outermost last.
+pub fn default_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Cache-Control", "no-store"))
+}

@@ -1,0 +1,420 @@
+//! `/api/products`: listing with filters and cursor pagination, lookup by id, and
+//! catalog writes behind the admin token.
+
+use crate::catalog::store::{self, ProductFilter};
+use crate::catalog::{Currency, FieldError, ProductDraft};
+use crate::db::entities::product;
+use crate::http::auth::{require_admin, AuthError};
+use crate::http::error::error_response;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/products")
+            .route(web::get().to(list_products))
+            .route(web::post().to(create_product)),
+    )
+    .service(
+        web::resource("/api/products/{id}")
+            .route(web::get().to(get_product))
+            .route(web::put().to(replace_product))
+            .route(web::patch().to(patch_product))
+            .route(web::delete().to(delete_product)),
+    );
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProductsError {
+    #[error("the product is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("no product with id {0}")]
+    NotFound(Uuid),
+    #[error("a product with sku {0:?} already exists")]
+    DuplicateSku(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+impl ResponseError for ProductsError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ProductsError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ProductsError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ProductsError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProductsError::DuplicateSku(_) => StatusCode::CONFLICT,
+            ProductsError::Auth(e) => e.status_code(),
+            ProductsError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ProductsError::Auth(e) => e.error_response(),
+            ProductsError::Validation(details) => error_response(
+                self.status_code(),
+                "validation_failed",
+                self.to_string(),
+                details.clone(),
+            ),
+            ProductsError::Database(e) => {
+                tracing::error!(error = %e, "product storage failed");
+                error_response(self.status_code(), "internal", "internal error", vec![])
+            }
+            other => {
+                let code = match other {
+                    ProductsError::BadQuery(_) => "invalid_query",
+                    ProductsError::NotFound(_) => "not_found",
+                    _ => "conflict",
+                };
+                error_response(self.status_code(), code, other.to_string(), vec![])
+            }
+        }
+    }
+}
+
+/// Maps a unique violation on `sku` to 409; every other database error stays a 500.
+fn storage_error(err: sea_orm::DbErr, sku: &str) -> ProductsError {
+    if matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        ProductsError::DuplicateSku(sku.to_string())
+    } else {
+        ProductsError::Database(err)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Integer minor units: won for KRW, cents for USD.
+    pub amount_minor: i64,
+    #[serde(default)]
+    pub currency: Currency,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PriceView {
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// e.g. "₩129,000", for display only.
+    pub formatted: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProductView {
+    pub id: Uuid,
+    pub sku: String,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub brand: Option<String>,
+    /// `null` when the price is unknown (some imported catalogs have none).
+    pub price: Option<PriceView>,
+    pub stock: i32,
+    pub in_stock: bool,
+    pub attributes: Value,
+    pub image_url: Option<String>,
+    pub created_at: DateTime<FixedOffset>,
+    pub updated_at: DateTime<FixedOffset>,
+}
+
+impl From<product::Model> for ProductView {
+    fn from(model: product::Model) -> Self {
+        let currency: Currency = model.currency.parse().unwrap_or_default();
+        Self {
+            id: model.id,
+            price: model.price_minor.map(|amount_minor| PriceView {
+                amount_minor,
+                currency,
+                formatted: currency.format(amount_minor),
+            }),
+            in_stock: model.stock > 0,
+            sku: model.sku,
+            title: model.title,
+            description: model.description,
+            category: model.category,
+            brand: model.brand,
+            stock: model.stock,
+            attributes: model.attributes,
+            image_url: model.image_url,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProductPage {
+    pub items: Vec<ProductView>,
+    /// Pass as `after` to fetch the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    /// Minor units, inclusive.
+    pub min_price: Option<i64>,
+    /// Minor units, inclusive.
+    pub max_price: Option<i64>,
+    pub q: Option<String>,
+    pub in_stock: Option<bool>,
+    pub limit: Option<u64>,
+    pub after: Option<Uuid>,
+}
+
+impl ListQuery {
+    fn parse(self) -> Result<(ProductFilter, Option<Uuid>, u64), ProductsError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ProductsError::BadQuery(format!(
+                "limit must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        if self.min_price.is_some_and(|p| p < 0) || self.max_price.is_some_and(|p| p < 0) {
+            return Err(ProductsError::BadQuery(
+                "prices must not be negative".into(),
+            ));
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
+            if min > max {
+                return Err(ProductsError::BadQuery(
+                    "min_price must not exceed max_price".into(),
+                ));
+            }
+        }
+        if self.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(ProductsError::BadQuery(
+                "q must be at most 200 characters".into(),
+            ));
+        }
+        let filter = ProductFilter {
+            category: self.category.filter(|c| !c.trim().is_empty()),
+            brand: self.brand.filter(|b| !b.trim().is_empty()),
+            min_price_minor: self.min_price,
+            max_price_minor: self.max_price,
+            text: self.q,
+            in_stock: self.in_stock,
+        };
+        Ok((filter, self.after, limit))
+    }
+}
+
+#[tracing::instrument(skip(state))]
+async fn list_products(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ProductsError> {
+    let (filter, after, limit) = query.into_inner().parse()?;
+    let page = store::list(&state.db, &filter, after, limit).await?;
+    Ok(HttpResponse::Ok().json(ProductPage {
+        items: page.items.into_iter().map(ProductView::from).collect(),
+        next_after: page.next_after,
+    }))
+}
+
+#[tracing::instrument(skip(state))]
+async fn get_product(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ProductsError> {
+    let id = id.into_inner();
+    let product = store::get(&state.db, id)
+        .await?
+        .ok_or(ProductsError::NotFound(id))?;
+    Ok(HttpResponse::Ok().json(ProductView::from(product)))
+}
+
+/// Body of `POST` and `PUT`: every field of a product.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductBody {
+    pub sku: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    #[serde(default)]
+    pub brand: Option<String>,
+    pub price: Price,
+    pub stock: i32,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    #[serde(default)]
+    pub image_url: Option<String>,
+}
+
+impl From<ProductBody> for ProductDraft {
+    fn from(body: ProductBody) -> Self {
+        ProductDraft {
+            sku: body.sku,
+            title: body.title,
+            description: body.description,
+            category: body.category,
+            brand: body.brand,
+            price_minor: Some(body.price.amount_minor),
+            currency: body.price.currency,
+            stock: body.stock,
+            attributes: body.attributes,
+            image_url: body.image_url,
+        }
+    }
+}
+
+/// Body of `PATCH`: only the fields to change. `brand` and `image_url` may be set to `null`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    pub sku: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub brand: Option<Option<String>>,
+    pub price: Option<Price>,
+    pub stock: Option<i32>,
+    pub attributes: Option<Map<String, Value>>,
+    #[serde(default, with = "double_option")]
+    pub image_url: Option<Option<String>>,
+}
+
+/// Tells "absent" (keep) from `null` (clear) in a PATCH body.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+impl ProductPatch {
+    fn apply(self, mut draft: ProductDraft) -> ProductDraft {
+        if let Some(v) = self.sku {
+            draft.sku = v;
+        }
+        if let Some(v) = self.title {
+            draft.title = v;
+        }
+        if let Some(v) = self.description {
+            draft.description = v;
+        }
+        if let Some(v) = self.category {
+            draft.category = v;
+        }
+        if let Some(v) = self.brand {
+            draft.brand = v;
+        }
+        if let Some(price) = self.price {
+            draft.price_minor = Some(price.amount_minor);
+            draft.currency = price.currency;
+        }
+        if let Some(v) = self.stock {
+            draft.stock = v;
+        }
+        if let Some(v) = self.attributes {
+            draft.attributes = v;
+        }
+        if let Some(v) = self.image_url {
+            draft.image_url = v;
+        }
+        draft
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn create_product(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ProductBody>,
+) -> Result<HttpResponse, ProductsError> {
+    require_admin(&req, &state.settings.security)?;
+    let product = ProductDraft::from(body.into_inner())
+        .validate()
+        .map_err(ProductsError::Validation)?;
+    let sku = product.as_draft().sku.clone();
+    let created = store::create(&state.db, product)
+        .await
+        .map_err(|e| storage_error(e, &sku))?;
+    tracing::info!(id = %created.id, sku = %created.sku, "product created");
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/products/{}", created.id)))
+        .json(ProductView::from(created)))
+}
+
+async fn save_replacement(
+    state: &AppState,
+    id: Uuid,
+    draft: ProductDraft,
+) -> Result<HttpResponse, ProductsError> {
+    let product = draft.validate().map_err(ProductsError::Validation)?;
+    let sku = product.as_draft().sku.clone();
+    let updated = store::replace(&state.db, id, product)
+        .await
+        .map_err(|e| storage_error(e, &sku))?
+        .ok_or(ProductsError::NotFound(id))?;
+    Ok(HttpResponse::Ok().json(ProductView::from(updated)))
+}
+
+#[tracing::instrument(skip(state, req, body))]
+async fn replace_product(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<ProductBody>,
+) -> Result<HttpResponse, ProductsError> {
+    require_admin(&req, &state.settings.security)?;
+    save_replacement(&state, id.into_inner(), body.into_inner().into()).await
+}
+
+#[tracing::instrument(skip(state, req, body))]
+async fn patch_product(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<ProductPatch>,
+) -> Result<HttpResponse, ProductsError> {
+    require_admin(&req, &state.settings.security)?;
+    let id = id.into_inner();
+    let existing = store::get(&state.db, id)
+        .await?
+        .ok_or(ProductsError::NotFound(id))?;
+    let draft = body.into_inner().apply(store::to_draft(&existing));
+    save_replacement(&state, id, draft).await
+}
+
+#[tracing::instrument(skip(state, req))]
+async fn delete_product(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ProductsError> {
+    require_admin(&req, &state.settings.security)?;
+    let id = id.into_inner();
+    if store::delete(&state.db, id).await? {
+        tracing::info!(%id, "product deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ProductsError::NotFound(id))
+    }
+}

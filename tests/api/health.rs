@@ -1,0 +1,92 @@
+use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::Value;
+use std::time::Duration;
+
+#[actix_web::test]
+async fn liveness_answers_200() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "alive");
+}
+
+/// Polls readiness until every dependency has been probed at least once.
+async fn probed_readiness(app: &crate::helpers::TestApp) -> (StatusCode, Value) {
+    for _ in 0..50 {
+        let response = app.get("/readyz").await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        let probed = body["dependencies"]
+            .as_array()
+            .is_some_and(|deps| deps.iter().all(|d| d["status"] != "unknown"));
+        if probed {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("readiness never probed every dependency");
+}
+
+#[actix_web::test]
+async fn readiness_reports_every_dependency_up_on_the_local_stack() {
+    let app = spawn_app().await;
+    let (status, body) = probed_readiness(&app).await;
+    let names: Vec<&str> = body["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["database", "redis", "kafka", "elasticsearch", "model"]
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+}
+
+#[actix_web::test]
+async fn readiness_is_503_and_names_the_dependency_that_is_down() {
+    let mut settings = test_settings();
+    // Nothing listens on port 1: Redis is "down" while everything else is up.
+    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+    settings.redis.connect_timeout_ms = 200;
+    settings.model.dir = "/no/such/model".into();
+    let app = spawn_app_with(settings).await;
+    let (status, body) = probed_readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "degraded");
+    let deps = body["dependencies"].as_array().unwrap();
+    let state = |name: &str| deps.iter().find(|d| d["name"] == name).unwrap().clone();
+    assert_eq!(state("redis")["status"], "down");
+    assert_eq!(state("database")["status"], "up");
+    let model = state("model");
+    assert_eq!(model["status"], "down");
+    assert!(model["error"].as_str().unwrap().contains("/no/such/model"));
+    // The liveness probe does not depend on anything.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn metrics_record_requests_by_route_template() {
+    let app = spawn_app().await;
+    app.get("/api/products/0190a5d2-0000-7000-8000-000000000000")
+        .await;
+    app.get("/api/products?limit=5").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"http_server_requests_seconds_count{method="GET",route="/api/products/{id}",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"http_server_requests_seconds_count{method="GET",route="/api/products",status="200"} 1"#
+    ));
+    assert!(!text.contains("0190a5d2"), "raw ids never become labels");
+}

@@ -1,0 +1,7 @@
+//! Integration tests: each starts the real service on port 0 against its own database on
+//! the local stack (scripts/test.sh brings it up and exports its addresses).
+
+mod health;
+mod helpers;
+mod import;
+mod products;
