@@ -146,7 +146,7 @@ admin_token = ""
 
 [log]
 format = "pretty"
-level = "info"
+level = "info,sqlx=warn"
 "#;
 
 #[derive(Debug, thiserror::Error)]

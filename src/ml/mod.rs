@@ -1,5 +1,8 @@
-//! Embeddings: the sentence-transformer model files and (later) the burn encoder.
+//! Embeddings: the sentence-transformer model files, the burn encoder and the narrow
+//! `Embedder` trait the rest of the service uses.
 
+pub mod embedder;
 pub mod files;
 
+pub use embedder::{cosine, EmbedError, Embedder};
 pub use files::{ModelFiles, ModelFilesError};
