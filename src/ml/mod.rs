@@ -1,6 +1,7 @@
 //! Embeddings: the sentence-transformer model files, the burn encoder and the narrow
 //! `Embedder` trait the rest of the service uses.
 
+pub mod bert;
 pub mod embedder;
 pub mod files;
 

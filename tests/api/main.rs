@@ -4,4 +4,5 @@
 mod health;
 mod helpers;
 mod import;
+mod model_parity;
 mod products;

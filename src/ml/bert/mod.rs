@@ -1,0 +1,197 @@
+//! The BERT sentence encoder in burn: model definition (`model`), weight loading
+//! (`weights`), tokenisation (`tokenize`) and pooling (`pooling`), put together as an
+//! [`Embedder`].
+
+pub mod model;
+pub mod pooling;
+pub mod tokenize;
+pub mod weights;
+
+use crate::ml::files::{ModelFiles, ModelFilesError};
+use crate::ml::{EmbedError, Embedder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use model::BertModel;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use tokenize::TextTokenizer;
+
+/// The default CPU backend (see docs/benchmarks.md for why this one).
+pub type CpuBackend = burn::backend::NdArray<f32>;
+
+/// Used when the model directory has no `sentence_bert_config.json`.
+const DEFAULT_MAX_SEQ_LENGTH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Files(#[from] ModelFilesError),
+    #[error("cannot load tokenizer {path}: {message}")]
+    Tokenizer { path: String, message: String },
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
+    #[error("model {dir}: {message}")]
+    Invalid { dir: String, message: String },
+}
+
+/// all-MiniLM-L6-v2 (or any BERT-family sentence-transformer) on backend `B`.
+pub struct BertEmbedder<B: Backend> {
+    model: BertModel<B>,
+    tokenizer: Arc<TextTokenizer>,
+    device: B::Device,
+    model_id: Arc<str>,
+    dimension: usize,
+}
+
+impl<B: Backend> Clone for BertEmbedder<B> {
+    fn clone(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            tokenizer: self.tokenizer.clone(),
+            device: self.device.clone(),
+            model_id: self.model_id.clone(),
+            dimension: self.dimension,
+        }
+    }
+}
+
+/// `max_seq_length` from sentence-transformers' config, if the directory has one.
+fn max_seq_length(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["max_seq_length"].as_u64().map(|n| n as usize)
+}
+
+/// `layer_norm_eps` from config.json (BERT's default 1e-12 when absent).
+fn layer_norm_eps(dir: &Path) -> f64 {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["layer_norm_eps"].as_f64())
+        .unwrap_or(1e-12)
+}
+
+/// Names the weights by content, so two directories with the same files share cache keys
+/// and a changed file never reuses old vectors.
+fn model_id(files: &ModelFiles) -> Result<String, LoadError> {
+    let bytes = std::fs::read(&files.weights).map_err(|e| LoadError::Invalid {
+        dir: files.dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    let name = files
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    Ok(format!("{name}@{}", &digest[..16]))
+}
+
+impl<B: Backend> BertEmbedder<B> {
+    pub fn load(dir: &Path, device: B::Device) -> Result<Self, LoadError> {
+        let files = ModelFiles::open(dir)?;
+        let config = &files.config;
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            return Err(LoadError::Invalid {
+                dir: dir.display().to_string(),
+                message: "hidden_size must be a multiple of num_attention_heads".into(),
+            });
+        }
+        let max_len = max_seq_length(dir)
+            .unwrap_or(DEFAULT_MAX_SEQ_LENGTH)
+            .min(config.max_position_embeddings);
+        let tokenizer = TextTokenizer::from_file(&files.tokenizer, max_len).map_err(|message| {
+            LoadError::Tokenizer {
+                path: files.tokenizer.display().to_string(),
+                message,
+            }
+        })?;
+        let model = BertModel::init(config, layer_norm_eps(dir), &device);
+        let model = weights::load_weights(model, &files.weights, &device)?;
+        tracing::info!(
+            dir = %dir.display(),
+            layers = config.num_hidden_layers,
+            hidden = config.hidden_size,
+            max_len,
+            "sentence encoder loaded"
+        );
+        Ok(Self {
+            model,
+            tokenizer: Arc::new(tokenizer),
+            device,
+            model_id: model_id(&files)?.into(),
+            dimension: config.hidden_size,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tokens = self.tokenizer.encode_batch(texts)?;
+        let shape = [tokens.batch, tokens.seq];
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(tokens.ids, shape), &self.device);
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(tokens.mask, shape), &self.device);
+        let hidden = self.model.forward(ids, mask.clone());
+        let pooled = pooling::l2_normalize(pooling::mean_pool(hidden, mask));
+        let flat = pooled
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| EmbedError::Inference(format!("{e:?}")))?;
+        Ok(flat.chunks(self.dimension).map(<[f32]>::to_vec).collect())
+    }
+}
+
+impl<B: Backend> Embedder for BertEmbedder<B>
+where
+    BertModel<B>: Send,
+    B::Device: Send,
+{
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts)
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.tokenizer.max_len()
+    }
+
+    fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>, EmbedError> {
+        self.tokenizer.token_counts(texts)
+    }
+
+    fn clone_boxed(&self) -> Box<dyn Embedder> {
+        Box::new(self.clone())
+    }
+}
+
+/// Loads the encoder on the default device of the compiled backend: CUDA with the `cuda`
+/// feature, the CPU otherwise.
+pub fn load_embedder(dir: &Path) -> Result<Box<dyn Embedder>, LoadError> {
+    #[cfg(feature = "cuda")]
+    {
+        let device = burn_cuda::CudaDevice::default();
+        Ok(Box::new(BertEmbedder::<burn_cuda::Cuda<f32>>::load(
+            dir, device,
+        )?))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(Box::new(BertEmbedder::<CpuBackend>::load(
+            dir,
+            Default::default(),
+        )?))
+    }
+}
