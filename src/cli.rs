@@ -1,8 +1,10 @@
 //! The `convrec` command line.
 
 use crate::app::Application;
+use crate::catalog::embedding::{embed_products, Scope};
 use crate::config::Settings;
 use crate::import::{self, ImportSource};
+use crate::ml::blocking::BlockingEmbedder;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -41,6 +43,15 @@ pub enum Command {
         /// Online Retail only: also import the invoices as members and order interactions.
         #[arg(long)]
         with_orders: bool,
+        /// Do not compute product embeddings now (`convrec reembed` does it later).
+        #[arg(long)]
+        no_embed: bool,
+    },
+    /// Compute product embeddings: those missing, or with --all every product (after a
+    /// model change).
+    Reembed {
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -80,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             path,
             default_stock,
             with_orders,
+            no_embed,
         } => {
             let need_path = || {
                 path.clone()
@@ -100,7 +112,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::db::migrate(&db).await?;
             let report = import::run(&db, source, default_stock, true).await?;
             println!("{report}");
+            if !no_embed {
+                let written = reembed(&settings, &db, Scope::Missing).await?;
+                println!("product embeddings computed: {written}");
+            }
+        }
+        Command::Reembed { all } => {
+            crate::db::ensure_database(&settings.database).await?;
+            let db = crate::db::connect(&settings.database).await?;
+            crate::db::migrate(&db).await?;
+            let scope = if all { Scope::All } else { Scope::Missing };
+            let written = reembed(&settings, &db, scope).await?;
+            println!("product embeddings computed: {written}");
         }
     }
     Ok(())
+}
+
+/// Loads the encoder and embeds the products in `scope`.
+async fn reembed(
+    settings: &Settings,
+    db: &sea_orm::DatabaseConnection,
+    scope: Scope,
+) -> anyhow::Result<u64> {
+    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model.dir)?);
+    embed_products(db, scope, |texts| embedder.embed(texts), true).await
 }

@@ -1,6 +1,7 @@
 //! The product catalog: domain types, validation and storage.
 
 pub mod draft;
+pub mod embedding;
 pub mod money;
 pub mod store;
 

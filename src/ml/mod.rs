@@ -2,6 +2,7 @@
 //! `Embedder` trait the rest of the service uses.
 
 pub mod bert;
+pub mod blocking;
 pub mod embedder;
 pub mod files;
 

@@ -5,4 +5,5 @@ mod health;
 mod helpers;
 mod import;
 mod model_parity;
+mod product_embeddings;
 mod products;
