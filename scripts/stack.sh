@@ -198,6 +198,8 @@ stop_pid() {
 
 down() {
   stop_pid elasticsearch "$RUN/noida.pid"
+  # noida-db's launcher leaves its server process behind; it is known by its data folder.
+  pkill -f -- "--data-dir $DATA/noida" 2>/dev/null || true
   stop_pid kafka "$RUN/tansu.pid"
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then say "stopping redis"; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
   if [ -d "$DATA/postgres" ] && [ -x "$PG_DIR/bin/pg_ctl" ]; then

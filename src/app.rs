@@ -1,15 +1,19 @@
 //! Building the application: connect the dependencies, start the actors, bind the server.
 
-use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor};
-use crate::config::Settings;
+use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor, RedisPool};
+use crate::config::{ModelSettings, Settings};
+use crate::embeddings::EmbeddingService;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use actix::Actor;
+use crate::ml::Embedder;
+use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +21,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
+    pub events: crate::events::Events,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,14 @@ pub enum StartupError {
     Kafka(#[source] rdkafka::error::KafkaError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("cannot load the embedding model from {dir}: {source}")]
+    Model {
+        dir: PathBuf,
+        #[source]
+        source: crate::ml::bert::LoadError,
+    },
+    #[error("invalid settings: {0}")]
+    Settings(String),
 }
 
 pub fn redis_pool(
@@ -60,32 +73,78 @@ pub fn elasticsearch_client(
     Ok(elasticsearch::Elasticsearch::new(transport))
 }
 
+/// Loads the sentence encoder (reading and checking the weights takes a moment, so off the
+/// async thread).
+pub async fn load_model(settings: &ModelSettings) -> Result<Box<dyn Embedder>, StartupError> {
+    let dir = settings.dir.clone();
+    let loading = dir.clone();
+    actix_web::rt::task::spawn_blocking(move || crate::ml::bert::load_embedder(&loading))
+        .await
+        .map_err(|e| StartupError::Io(std::io::Error::other(e)))?
+        .map_err(|source| StartupError::Model { dir, source })
+}
+
+/// Starts the actor that probes every dependency for the readiness endpoint.
+fn start_monitor(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    redis: &RedisPool,
+    metrics: &Metrics,
+) -> Result<Addr<DependencyMonitor>, StartupError> {
+    let deps = Dependencies {
+        db: db.clone(),
+        redis: redis.clone(),
+        kafka: Arc::new(
+            Dependencies::kafka_probe_client(&settings.kafka.brokers)
+                .map_err(StartupError::Kafka)?,
+        ),
+        elasticsearch: elasticsearch_client(&settings.elasticsearch)?,
+        model_dir: settings.model.dir.clone(),
+    };
+    Ok(DependencyMonitor::new(
+        deps,
+        metrics.clone(),
+        Duration::from_secs(settings.server.readiness_interval_secs.max(1)),
+    )
+    .start())
+}
+
 impl Application {
-    /// Connects, migrates (if configured) and binds; the server runs once awaited.
+    /// Loads the model, connects, migrates (if configured) and binds; the server runs once
+    /// awaited.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
+        settings
+            .embedding
+            .validate()
+            .map_err(StartupError::Settings)?;
+        // First, so a missing or corrupt model fails start-up before anything is touched.
+        let model = load_model(&settings.model).await?;
         crate::db::ensure_database(&settings.database).await?;
         let db = crate::db::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             crate::db::migrate(&db).await?;
         }
         let metrics = Metrics::new();
-        let deps = Dependencies {
-            db: db.clone(),
-            redis: redis_pool(&settings.redis)?,
-            kafka: Arc::new(
-                Dependencies::kafka_probe_client(&settings.kafka.brokers)
-                    .map_err(StartupError::Kafka)?,
-            ),
-            elasticsearch: elasticsearch_client(&settings.elasticsearch)?,
-            model_dir: settings.model.dir.clone(),
-        };
-        let monitor = DependencyMonitor::new(
-            deps,
+        let redis = redis_pool(&settings.redis)?;
+        let monitor = start_monitor(&settings, &db, &redis, &metrics)?;
+        let embeddings = EmbeddingService::start(
+            model,
+            &settings.embedding,
+            redis.clone(),
+            &settings.redis.key_prefix,
             metrics.clone(),
-            Duration::from_secs(settings.server.readiness_interval_secs.max(1)),
+        );
+
+        let events = crate::events::start(
+            &settings,
+            &db,
+            redis_pool(&settings.redis)?,
+            &metrics.registry,
         )
-        .start();
+        .await
+        .map_err(StartupError::Kafka)?;
+        let events_data = events.http.clone();
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -98,12 +157,15 @@ impl Application {
             db,
             metrics,
             monitor,
+            redis,
+            embeddings,
         });
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(events_data.clone())
                 .wrap(from_fn(http::metrics::record_request))
                 .wrap(http::default_headers())
                 .configure(|cfg| http::configure(cfg, max_body))
@@ -117,6 +179,7 @@ impl Application {
             port,
             server: server.run(),
             state,
+            events,
         })
     }
 

@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Measurements run by hand (docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        what: crate::bench::BenchCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -125,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let written = reembed(&settings, &db, scope).await?;
             println!("product embeddings computed: {written}");
         }
+        Command::Bench { what } => crate::bench::run(what, &settings)?,
     }
     Ok(())
 }

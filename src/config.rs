@@ -14,8 +14,10 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub elasticsearch: ElasticsearchSettings,
     pub model: ModelSettings,
+    pub embedding: EmbeddingSettings,
     pub security: SecuritySettings,
     pub log: LogSettings,
+    pub events: EventsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +84,49 @@ pub struct ModelSettings {
     pub dir: PathBuf,
 }
 
+/// Serving embeddings: the worker pool, the batcher in front of it, the Redis cache and
+/// the limits of the HTTP endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    /// Inference threads, each with its own copy of the model.
+    pub workers: usize,
+    /// Most texts in one batch.
+    pub max_batch_size: usize,
+    /// Most padded tokens (texts × longest text) in one forward pass.
+    pub max_batch_tokens: usize,
+    /// Longest a text waits for others to share its batch.
+    pub max_wait_ms: u64,
+    /// Most texts waiting for a worker; more are refused as overloaded (429).
+    pub queue_capacity: usize,
+    /// Lifetime of a cached vector.
+    pub cache_ttl_secs: u64,
+    /// Longest Redis may take (connection and command) before a request goes on uncached.
+    pub cache_timeout_ms: u64,
+    /// Longest accepted text, in characters.
+    pub max_text_chars: usize,
+    /// Most texts in one `POST /batch-embed`.
+    pub max_batch_texts: usize,
+}
+
+impl EmbeddingSettings {
+    /// The settings that must be positive for the pool and batcher to make progress.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("workers", self.workers),
+            ("max_batch_size", self.max_batch_size),
+            ("max_batch_tokens", self.max_batch_tokens),
+            ("queue_capacity", self.queue_capacity),
+            ("max_text_chars", self.max_text_chars),
+            ("max_batch_texts", self.max_batch_texts),
+        ];
+        match positive.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(format!("embedding.{name} must be at least 1")),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
@@ -102,6 +147,35 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info,convrec=debug`. `RUST_LOG` wins when set.
     pub level: String,
+}
+
+/// The event backbone: topics, the outbox dispatcher and the consumer groups (docs/events.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    /// Start the outbox dispatcher and the consumer groups with the service.
+    pub enabled: bool,
+    /// Partitions of each topic created at start-up.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Outbox rows sent per batch (at most 100).
+    pub outbox_batch_size: u64,
+    /// Wait between outbox polls when the last one found nothing to send.
+    pub outbox_poll_interval_ms: u64,
+    /// Failed sends of one row before it is moved to the dead-letter state.
+    pub outbox_max_attempts: i32,
+    /// First retry delay; doubles per attempt up to `outbox_backoff_max_ms`.
+    pub outbox_backoff_base_ms: u64,
+    pub outbox_backoff_max_ms: u64,
+    /// Sent outbox rows (and consumer idempotency records) older than this are deleted.
+    pub outbox_retention_hours: u64,
+    /// How long the producer tries to deliver one record before reporting failure.
+    pub delivery_timeout_ms: u64,
+    /// Kafka's idempotent producer (no duplicates from producer retries). Turn off only for
+    /// brokers that mishandle it (Tansu 0.6 after delivery timeouts, see docs/events.md).
+    pub idempotent_producer: bool,
+    /// Half-life of a trending score in `rec:trending`.
+    pub trending_half_life_secs: u64,
 }
 
 /// The defaults, written as the TOML a user would write. Kept in one place so
@@ -141,12 +215,37 @@ index_prefix = ""
 [model]
 dir = "models/all-MiniLM-L6-v2"
 
+[embedding]
+workers = 2
+max_batch_size = 32
+max_batch_tokens = 8192
+max_wait_ms = 5
+queue_capacity = 1024
+cache_ttl_secs = 3600
+cache_timeout_ms = 50
+max_text_chars = 10000
+max_batch_texts = 100
+
 [security]
 admin_token = ""
 
 [log]
 format = "pretty"
 level = "info,sqlx=warn"
+
+[events]
+enabled = true
+partitions = 3
+replication_factor = 1
+outbox_batch_size = 100
+outbox_poll_interval_ms = 200
+outbox_max_attempts = 10
+outbox_backoff_base_ms = 500
+outbox_backoff_max_ms = 30000
+outbox_retention_hours = 168
+delivery_timeout_ms = 10000
+idempotent_producer = true
+trending_half_life_secs = 21600
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +357,16 @@ mod tests {
             }
             table
         }
+    }
+
+    #[test]
+    fn zero_embedding_workers_are_refused_by_name() {
+        let settings =
+            Settings::load_with_env(None, env(&[("CONVREC__EMBEDDING__WORKERS", "0")])).unwrap();
+        let err = settings.embedding.validate().unwrap_err();
+        assert!(err.contains("embedding.workers"), "{err}");
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(defaults.embedding.validate(), Ok(()));
     }
 
     #[test]

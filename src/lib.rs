@@ -2,10 +2,14 @@
 
 pub mod actors;
 pub mod app;
+pub mod bench;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod embeddings;
+pub mod events;
 pub mod http;
 pub mod import;
 pub mod metrics;

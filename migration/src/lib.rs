@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_catalog;
 mod m20261124_000002_conversations;
 mod m20261124_000003_events;
+mod m20261124_000004_event_consumers;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_catalog::Migration),
             Box::new(m20261124_000002_conversations::Migration),
             Box::new(m20261124_000003_events::Migration),
+            Box::new(m20261124_000004_event_consumers::Migration),
         ]
     }
 }

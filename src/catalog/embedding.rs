@@ -4,8 +4,6 @@
 use crate::db::entities::product;
 use crate::ml::EmbedError;
 use indicatif::{ProgressBar, ProgressStyle};
-use pgvector::Vector;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -126,14 +124,7 @@ where
             batch.len()
         );
         for (product, vector) in batch.iter().zip(vectors) {
-            product::Entity::update_many()
-                .col_expr(
-                    product::Column::Embedding,
-                    Expr::value(Vector::from(vector)),
-                )
-                .filter(product::Column::Id.eq(product.id))
-                .exec(db)
-                .await?;
+            super::store::set_embedding(db, product.id, vector).await?;
         }
         written += batch.len() as u64;
         bar.inc(batch.len() as u64);

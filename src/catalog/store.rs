@@ -166,6 +166,23 @@ pub async fn replace(
     product::Entity::update(model).exec(db).await.map(Some)
 }
 
+/// Stores a product's embedding (computed from [`super::embedding::model_text`]).
+pub async fn set_embedding(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    vector: Vec<f32>,
+) -> Result<(), DbErr> {
+    product::Entity::update_many()
+        .col_expr(
+            product::Column::Embedding,
+            Expr::value(pgvector::Vector::from(vector)),
+        )
+        .filter(product::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Deletes a product; `false` when it did not exist.
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
     Ok(product::Entity::delete_by_id(id)

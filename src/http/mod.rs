@@ -1,13 +1,17 @@
 //! The HTTP surface: one module per resource, each with a `configure()` that mounts it.
 
 pub mod auth;
+pub mod embeddings;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod products;
+pub mod trending;
 
-use crate::actors::dependency_monitor::DependencyMonitor;
+use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
 use crate::config::Settings;
+use crate::embeddings::EmbeddingService;
 use crate::metrics::Metrics;
 use actix::Addr;
 use actix_web::{middleware, web};
@@ -20,6 +24,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Metrics,
     pub monitor: Addr<DependencyMonitor>,
+    pub redis: RedisPool,
+    pub embeddings: EmbeddingService,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -35,6 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(health::configure)
     .configure(metrics::configure)
     .configure(products::configure)
+    .configure(embeddings::configure)
+    .configure(events::configure)
+    .configure(trending::configure)
     .default_service(web::to(error::not_found));
 }
 

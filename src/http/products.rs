@@ -128,6 +128,8 @@ pub struct ProductView {
     pub in_stock: bool,
     pub attributes: Value,
     pub image_url: Option<String>,
+    /// Whether the product's embedding is computed (it is, unless the encoder failed).
+    pub embedded: bool,
     pub created_at: DateTime<FixedOffset>,
     pub updated_at: DateTime<FixedOffset>,
 }
@@ -143,6 +145,7 @@ impl From<product::Model> for ProductView {
                 formatted: currency.format(amount_minor),
             }),
             in_stock: model.stock > 0,
+            embedded: model.embedding.is_some(),
             sku: model.sku,
             title: model.title,
             description: model.description,
@@ -357,6 +360,7 @@ async fn create_product(
         .await
         .map_err(|e| storage_error(e, &sku))?;
     tracing::info!(id = %created.id, sku = %created.sku, "product created");
+    let created = embed_product(&state, created).await;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/products/{}", created.id)))
         .json(ProductView::from(created)))
@@ -373,7 +377,33 @@ async fn save_replacement(
         .await
         .map_err(|e| storage_error(e, &sku))?
         .ok_or(ProductsError::NotFound(id))?;
+    let updated = if updated.embedding.is_none() {
+        embed_product(state, updated).await
+    } else {
+        updated
+    };
     Ok(HttpResponse::Ok().json(ProductView::from(updated)))
+}
+
+/// Computes and stores a written product's embedding. A failure (the encoder overloaded,
+/// say) leaves the embedding empty for `convrec reembed` and never fails the write itself.
+async fn embed_product(state: &AppState, mut product: product::Model) -> product::Model {
+    let text = crate::catalog::embedding::model_text(&product);
+    match state.embeddings.embed(vec![text]).await {
+        Ok(mut embedded) => {
+            let vector = embedded.vectors.remove(0);
+            match store::set_embedding(&state.db, product.id, vector.clone()).await {
+                Ok(()) => product.embedding = Some(vector.into()),
+                Err(error) => {
+                    tracing::warn!(%error, id = %product.id, "storing the embedding failed")
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, id = %product.id, "product left without an embedding")
+        }
+    }
+    product
 }
 
 #[tracing::instrument(skip(state, req, body))]

@@ -2,6 +2,7 @@ use crate::helpers::{spawn_app, spawn_app_with, test_settings};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[actix_web::test]
@@ -48,15 +49,45 @@ async fn readiness_reports_every_dependency_up_on_the_local_stack() {
     assert_eq!(body["status"], "ready");
 }
 
+/// Polls readiness until a probe after the model directory went has reported it.
+async fn readiness_once_model_is_down(app: &crate::helpers::TestApp) -> (StatusCode, Value) {
+    for _ in 0..100 {
+        let (status, body) = probed_readiness(app).await;
+        let model_down = body["dependencies"].as_array().is_some_and(|deps| {
+            deps.iter()
+                .any(|d| d["name"] == "model" && d["status"] == "down")
+        });
+        if model_down {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("readiness never reported the model down");
+}
+
+/// A fresh directory whose files link to the model in `dir`.
+fn linked_model_dir(dir: &Path) -> PathBuf {
+    let linked = std::env::temp_dir().join(format!("convrec-model-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&linked).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), linked.join(entry.file_name())).unwrap();
+    }
+    linked
+}
+
 #[actix_web::test]
 async fn readiness_is_503_and_names_the_dependency_that_is_down() {
     let mut settings = test_settings();
     // Nothing listens on port 1: Redis is "down" while everything else is up.
     settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
     settings.redis.connect_timeout_ms = 200;
-    settings.model.dir = "/no/such/model".into();
+    // The model is loaded at start-up; its directory (links to the real files) then goes.
+    let model_dir = linked_model_dir(&settings.model.dir);
+    settings.model.dir = model_dir.clone();
     let app = spawn_app_with(settings).await;
-    let (status, body) = probed_readiness(&app).await;
+    std::fs::remove_dir_all(&model_dir).unwrap();
+    let (status, body) = readiness_once_model_is_down(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "degraded");
     let deps = body["dependencies"].as_array().unwrap();
@@ -65,7 +96,10 @@ async fn readiness_is_503_and_names_the_dependency_that_is_down() {
     assert_eq!(state("database")["status"], "up");
     let model = state("model");
     assert_eq!(model["status"], "down");
-    assert!(model["error"].as_str().unwrap().contains("/no/such/model"));
+    assert!(model["error"]
+        .as_str()
+        .unwrap()
+        .contains(&*model_dir.to_string_lossy()));
     // The liveness probe does not depend on anything.
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }

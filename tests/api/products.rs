@@ -8,6 +8,10 @@ async fn a_created_product_can_be_read_back_by_id() {
     let created = app.create_product(&product_body("JK-001")).await;
     assert_eq!(created["price"]["formatted"], "₩89,000");
     assert_eq!(created["in_stock"], true);
+    assert_eq!(
+        created["embedded"], true,
+        "a created product is embedded at once"
+    );
 
     let id = created["id"].as_str().unwrap();
     let response = app.get(&format!("/api/products/{id}")).await;
@@ -328,6 +332,7 @@ async fn products_can_be_replaced_patched_and_deleted() {
     assert_eq!(response.status(), StatusCode::OK);
     let replaced: Value = response.json().await.unwrap();
     assert_eq!(replaced["title"], "Replaced title");
+    assert_eq!(replaced["embedded"], true, "a new title is embedded again");
     assert_eq!(replaced["price"]["formatted"], "$19.99");
     assert_eq!(replaced["created_at"], created["created_at"]);
 
@@ -345,6 +350,7 @@ async fn products_can_be_replaced_patched_and_deleted() {
     assert_eq!(patched["in_stock"], false);
     assert_eq!(patched["brand"], Value::Null);
     assert_eq!(patched["title"], "Replaced title");
+    assert_eq!(patched["embedded"], true);
 
     let response = app
         .client

@@ -17,7 +17,11 @@ use std::path::Path;
 use std::sync::Arc;
 use tokenize::TextTokenizer;
 
-/// The default CPU backend (see docs/benchmarks.md for why this one).
+/// The default CPU backend: flex (cargo feature `backend-flex`, on by default), else ndarray.
+/// See docs/benchmarks.md for why.
+#[cfg(feature = "backend-flex")]
+pub type CpuBackend = burn::backend::Flex;
+#[cfg(not(feature = "backend-flex"))]
 pub type CpuBackend = burn::backend::NdArray<f32>;
 
 /// Used when the model directory has no `sentence_bert_config.json`.

@@ -3,7 +3,9 @@
 
 use crate::ml::files::BertConfig;
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -117,9 +119,13 @@ impl<B: Backend> Layer<B> {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (split(0), split(1), split(2));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let context = softmax(scores, 3)
-            .matmul(v)
+        // softmax(q·kᵀ/√head_dim + mask)·v through the backend's attention op: one fused
+        // kernel on flex, the same separate steps as before on ndarray.
+        let options = AttentionModuleOptions {
+            scale: Some(1.0 / (head_dim as f64).sqrt()),
+            ..Default::default()
+        };
+        let context = attention(q, k, v, None, Some(mask_bias), options)
             .swap_dims(1, 2)
             .reshape([batch, seq, hidden]);
         let attended = self

@@ -1,0 +1,139 @@
+//! `convrec bench …`: measurements that are run by hand (`scripts/bench-embeddings.sh`),
+//! not by the test suite. Results and how to read them: docs/benchmarks.md.
+
+pub mod embeddings;
+pub mod texts;
+
+use crate::config::Settings;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use texts::{TextKind, TextSets};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Encoder throughput (embeddings/s) on short and long texts at several batch sizes.
+    Embeddings(EmbeddingsArgs),
+    /// Write the benchmark's text sets (short titles, ~128-token texts) as JSON.
+    Texts(TextsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TextSource {
+    /// Text sets written by `convrec bench texts`; otherwise they are chosen from --catalog.
+    #[arg(long)]
+    pub texts: Option<PathBuf>,
+    /// A JSON Lines catalog (ESCI products or the demo catalog) to choose texts from.
+    /// Default: ../shared/data/esci/esci_products.jsonl when present, else
+    /// data/demo_catalog.jsonl.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Texts of each kind to choose.
+    #[arg(long, default_value_t = 256)]
+    pub per_kind: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TextsArgs {
+    #[command(flatten)]
+    pub source: TextSource,
+    /// Where to write the JSON.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbeddingsArgs {
+    #[command(flatten)]
+    pub source: TextSource,
+    /// Backends to measure, in order (`default` is the build's CpuBackend; others need
+    /// their cargo feature).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub backends: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "short,long")]
+    pub kinds: Vec<TextKind>,
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    pub batch_sizes: Vec<usize>,
+    /// Untimed batches before each cell.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed batches per cell, at least.
+    #[arg(long, default_value_t = 5)]
+    pub min_batches: usize,
+    /// Time per cell (seconds); timing goes on until both this and --min-batches are met.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Timed batches per cell, at most.
+    #[arg(long, default_value_t = 2000)]
+    pub max_batches: usize,
+    /// Write the per-batch times as JSON here (for scripts/bench_embeddings_report.py).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl TextSource {
+    fn load(&self, settings: &Settings) -> anyhow::Result<TextSets> {
+        if let Some(path) = &self.texts {
+            return TextSets::read(path);
+        }
+        let catalog = self.catalog.clone().unwrap_or_else(default_catalog);
+        texts::from_catalog(
+            &catalog,
+            &settings.model.dir.join("tokenizer.json"),
+            self.per_kind,
+        )
+    }
+}
+
+/// ESCI titles when the shared data is beside the checkout, else the demo catalog.
+fn default_catalog() -> PathBuf {
+    let shared = std::env::var_os("CONVREC_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+        .join("esci/esci_products.jsonl");
+    if shared.exists() {
+        shared
+    } else {
+        PathBuf::from("data/demo_catalog.jsonl")
+    }
+}
+
+pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Texts(args) => {
+            let sets = args.source.load(settings)?;
+            sets.write(&args.out)?;
+            println!(
+                "{} short and {} long texts from {} written to {}",
+                sets.short.len(),
+                sets.long.len(),
+                sets.source,
+                args.out.display()
+            );
+        }
+        BenchCommand::Embeddings(args) => {
+            anyhow::ensure!(
+                args.seconds.is_finite() && args.seconds >= 0.0,
+                "--seconds must be a non-negative number"
+            );
+            let sets = args.source.load(settings)?;
+            let plan = embeddings::Plan {
+                kinds: args.kinds,
+                batch_sizes: args.batch_sizes,
+                warmup: args.warmup,
+                min_batches: args.min_batches.max(1),
+                budget: Duration::from_secs_f64(args.seconds),
+                max_batches: args.max_batches.max(1),
+            };
+            let runs = embeddings::run(
+                &args.backends,
+                &settings.model.dir,
+                &sets,
+                &plan,
+                args.json.as_ref(),
+            )?;
+            print!("{}", embeddings::markdown(&runs));
+        }
+    }
+    Ok(())
+}

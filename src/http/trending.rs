@@ -1,0 +1,141 @@
+//! `GET /api/trending` and `GET /api/popular?category=`: the analytics group's Redis views
+//! (`rec:trending`, `rec:popular:category:{cat}`), with the products they name.
+
+use crate::actors::analytics::top_products;
+use crate::db::entities::product;
+use crate::events::EventsState;
+use crate::http::error::error_response;
+use crate::http::products::ProductView;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/trending", web::get().to(trending))
+        .route("/api/popular", web::get().to(popular));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendingQuery {
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopularQuery {
+    pub category: String,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RankedProduct {
+    pub score: f64,
+    pub product: ProductView,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RankingError {
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("the analytics store is unavailable")]
+    Unavailable(String),
+    #[error("database error")]
+    Database(#[from] DbErr),
+}
+
+impl ResponseError for RankingError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RankingError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            RankingError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RankingError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            RankingError::BadQuery(_) => "invalid_query",
+            RankingError::Unavailable(reason) => {
+                tracing::warn!(%reason, "analytics store unavailable");
+                "unavailable"
+            }
+            RankingError::Database(e) => {
+                tracing::error!(error = %e, "loading ranked products failed");
+                "internal"
+            }
+        };
+        error_response(self.status_code(), code, self.to_string(), vec![])
+    }
+}
+
+fn limit(requested: Option<usize>) -> Result<usize, RankingError> {
+    match requested.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(RankingError::BadQuery(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        ))),
+    }
+}
+
+async fn trending(
+    state: web::Data<AppState>,
+    events: web::Data<EventsState>,
+    query: web::Query<TrendingQuery>,
+) -> Result<HttpResponse, RankingError> {
+    let limit = limit(query.limit)?;
+    let key = events.keys.trending();
+    ranked(&state, &events, &key, limit).await
+}
+
+async fn popular(
+    state: web::Data<AppState>,
+    events: web::Data<EventsState>,
+    query: web::Query<PopularQuery>,
+) -> Result<HttpResponse, RankingError> {
+    let limit = limit(query.limit)?;
+    let category = query.category.trim().trim_matches('/');
+    if category.is_empty() {
+        return Err(RankingError::BadQuery("category must not be empty".into()));
+    }
+    let key = events.keys.popular(category);
+    ranked(&state, &events, &key, limit).await
+}
+
+/// Reads the ZSet and answers `{"items": [{"score", "product"}]}`, best first; products
+/// deleted since they were counted are left out.
+async fn ranked(
+    state: &AppState,
+    events: &EventsState,
+    key: &str,
+    limit: usize,
+) -> Result<HttpResponse, RankingError> {
+    let top = top_products(&events.redis, key, limit)
+        .await
+        .map_err(RankingError::Unavailable)?;
+    let ids: Vec<Uuid> = top.iter().map(|(id, _)| *id).collect();
+    let mut products: HashMap<Uuid, product::Model> = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let items: Vec<RankedProduct> = top
+        .into_iter()
+        .filter_map(|(id, score)| {
+            products.remove(&id).map(|p| RankedProduct {
+                score,
+                product: p.into(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

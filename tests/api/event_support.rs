@@ -1,0 +1,485 @@
+//! Helpers for the event-backbone tests: posting shop events, waiting with a deadline,
+//! reading the consumer groups' records, Redis and the topics, and a private Tansu broker
+//! for tests that stop it.
+
+use crate::helpers::TestApp;
+use convrec::config::Settings;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use reqwest::{Response, StatusCode};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub(crate) const GROUPS: [&str; 4] = [
+    "es-sync",
+    "preference-analysis",
+    "recommendation",
+    "analytics",
+];
+
+/// Polls `check` every 100 ms until it answers true; false when `timeout` passed first.
+pub(crate) async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query runs")
+        .expect("one row");
+    row.try_get_by_index::<i64>(0).expect("an integer")
+}
+
+pub(crate) async fn processed(db: &DatabaseConnection, group: &str) -> i64 {
+    scalar(
+        db,
+        &format!("SELECT count(*) FROM processed_events WHERE consumer_group = '{group}'"),
+    )
+    .await
+}
+
+pub(crate) async fn outbox_count(db: &DatabaseConnection, status: &str) -> i64 {
+    scalar(
+        db,
+        &format!("SELECT count(*) FROM outbox WHERE status = '{status}'"),
+    )
+    .await
+}
+
+/// How many events each group is expected to apply, by what the test wrote.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Expected {
+    pub(crate) shop: i64,
+    pub(crate) messages: i64,
+    /// Sum of analytics weights (views 1, carts 3, orders 5 per unit).
+    pub(crate) weight: f64,
+    pub(crate) by_category: HashMap<String, f64>,
+}
+
+impl Expected {
+    pub(crate) fn per_group(&self, group: &str) -> i64 {
+        match group {
+            "es-sync" => self.messages,
+            "preference-analysis" => self.messages + self.shop,
+            _ => self.shop,
+        }
+    }
+
+    pub(crate) fn add_shop_event(&mut self, event: &Value, category: &str) {
+        self.shop += 1;
+        let quantity = event["quantity"].as_f64().unwrap_or(1.0);
+        let w = match event["type"].as_str().unwrap() {
+            "view" => 1.0,
+            "cart" => 3.0,
+            _ => 5.0 * quantity,
+        };
+        self.weight += w;
+        let mut level = String::new();
+        for part in category.split('/') {
+            if !level.is_empty() {
+                level.push('/');
+            }
+            level.push_str(part);
+            *self.by_category.entry(level.clone()).or_default() += w;
+        }
+    }
+}
+
+/// Waits until every group applied what `expected` says, and answers how long it took.
+pub(crate) async fn wait_for_groups(
+    db: &DatabaseConnection,
+    expected: &Expected,
+    timeout: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let done = wait_until(timeout, || async {
+        for group in GROUPS {
+            if processed(db, group).await < expected.per_group(group) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let mut counts = Vec::new();
+    for group in GROUPS {
+        counts.push((group, processed(db, group).await, expected.per_group(group)));
+    }
+    assert!(
+        done,
+        "groups did not apply every event within {timeout:?}: {counts:?}; outbox pending {}, dead {}",
+        outbox_count(db, "pending").await,
+        outbox_count(db, "dead").await
+    );
+    started.elapsed()
+}
+
+/// Every group applied each event exactly once (no more records than events), and the
+/// analytics counters in Redis add up to exactly the weights of the events written.
+pub(crate) async fn assert_applied_exactly_once(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    expected: &Expected,
+) {
+    for group in GROUPS {
+        assert_eq!(
+            processed(db, group).await,
+            expected.per_group(group),
+            "group {group}"
+        );
+    }
+    let mut redis = redis_connection(settings).await;
+    let prefix = &settings.redis.key_prefix;
+    let trending = zset_sum(&mut redis, &format!("{prefix}rec:trending")).await;
+    assert!(
+        (trending - expected.weight).abs() < 1e-6 * expected.weight.max(1.0),
+        "trending scores sum to {trending}, expected {}",
+        expected.weight
+    );
+    for (category, weight) in &expected.by_category {
+        let sum = zset_sum(
+            &mut redis,
+            &format!("{prefix}rec:popular:category:{category}"),
+        )
+        .await;
+        assert_eq!(sum, *weight, "popular counters of {category}");
+    }
+}
+
+pub(crate) async fn redis_connection(settings: &Settings) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(settings.redis.url.expose_secret())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis is up")
+}
+
+async fn zset_sum(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> f64 {
+    let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await
+        .unwrap();
+    pairs.iter().map(|(_, s)| s).sum()
+}
+
+/// Creates `n` products in a few categories and answers (id, category) pairs.
+pub(crate) async fn create_products(app: &TestApp, n: usize) -> Vec<(String, String)> {
+    let categories = [
+        "fashion/outerwear",
+        "fashion/shoes",
+        "outdoor/tents",
+        "books",
+    ];
+    let mut products = Vec::new();
+    for i in 0..n {
+        let mut body = crate::helpers::product_body(&format!("EV-{i}"));
+        let category = categories[i % categories.len()];
+        body["category"] = json!(category);
+        let created = app.create_product(&body).await;
+        products.push((
+            created["id"].as_str().unwrap().to_string(),
+            category.to_string(),
+        ));
+    }
+    products
+}
+
+/// The i-th shop event of a test: views, carts and orders in turn over the products.
+pub(crate) fn shop_event(i: usize, products: &[(String, String)]) -> (Value, String) {
+    let (product_id, category) = &products[i % products.len()];
+    let member = format!("member-{}", i % 37);
+    let event = match i % 3 {
+        0 => json!({"type": "view", "member_id": member, "product_id": product_id}),
+        1 => json!({"type": "cart", "member_id": member, "product_id": product_id, "quantity": 2}),
+        _ => json!({"type": "order", "member_id": member, "product_id": product_id,
+                    "quantity": 1 + i % 3, "order_id": format!("order-{i}")}),
+    };
+    (event, category.clone())
+}
+
+pub(crate) async fn post_event(client: &reqwest::Client, base: &str, body: &Value) -> Response {
+    client
+        .post(format!("{base}/api/events"))
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// Posts shop events `range` with 16 in flight, asserting each is accepted.
+pub(crate) async fn post_shop_events(
+    client: &reqwest::Client,
+    base: &str,
+    products: &[(String, String)],
+    range: std::ops::Range<usize>,
+    expected: &mut Expected,
+) {
+    use futures::StreamExt;
+    let events: Vec<(Value, String)> = range.map(|i| shop_event(i, products)).collect();
+    let statuses: Vec<StatusCode> = futures::stream::iter(events.iter())
+        .map(|(event, _)| async move { post_event(client, base, event).await.status() })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
+        "some events were refused: {statuses:?}"
+    );
+    for (event, category) in &events {
+        expected.add_shop_event(event, category);
+    }
+}
+
+/// Reads every record of the prefixed topics from the beginning and counts each event id;
+/// stops after `expected` ids and two quiet seconds (to see duplicates), or at `timeout`.
+pub(crate) async fn topic_event_ids(
+    brokers: &str,
+    prefix: &str,
+    expected: usize,
+    timeout: Duration,
+) -> HashMap<String, usize> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("{prefix}test-reader-{}", Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let topics: Vec<String> = [
+        "conv-msg-created",
+        "product-viewed",
+        "order-completed",
+        "user-behavior",
+    ]
+    .iter()
+    .map(|t| format!("{prefix}{t}"))
+    .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).unwrap();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let quiet = if ids.len() >= expected { 2 } else { 10 };
+        match tokio::time::timeout(Duration::from_secs(quiet), consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let id = message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "event_id"))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                *ids.entry(id).or_default() += 1;
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) if ids.len() >= expected => break,
+            Err(_) => {}
+        }
+    }
+    ids
+}
+
+pub(crate) async fn metric_value(app_address: &str, name_and_labels: &str) -> f64 {
+    let text = reqwest::get(format!("{app_address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Tansu broker of the test's own (SQLite storage in a temporary folder), so a test can
+/// stop it without disturbing the shared one. Killed and removed when dropped.
+pub(crate) struct PrivateBroker {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    pub(crate) fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("convrec-tansu-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut broker = Self {
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        broker.resume();
+        broker
+    }
+
+    pub(crate) fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and storage.
+    pub(crate) fn resume(&mut self) {
+        let cache = std::env::var_os("CONVREC_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/convrec")
+            });
+        let binary = cache.join("tansu/bin/tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .unwrap();
+        let child = Command::new(&binary)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "private Tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the broker (as a crash would).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `convrec serve` child process; SIGKILLed when dropped.
+pub(crate) struct ServiceProcess {
+    pub(crate) child: Child,
+    pub(crate) address: String,
+}
+
+impl ServiceProcess {
+    /// Starts the service binary with `settings` (passed as `CONVREC__…` variables) and waits
+    /// until it answers `/healthz`.
+    pub(crate) async fn start(settings: &Settings, log: &std::path::Path) -> Self {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_convrec"))
+            .arg("serve")
+            .env("CONVREC__SERVER__PORT", port.to_string())
+            .env("CONVREC__SERVER__WORKERS", "2")
+            .env(
+                "CONVREC__DATABASE__URL",
+                settings.database.url.expose_secret(),
+            )
+            .env("CONVREC__DATABASE__MAX_CONNECTIONS", "5")
+            .env("CONVREC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+            .env("CONVREC__KAFKA__BROKERS", &settings.kafka.brokers)
+            .env("CONVREC__KAFKA__TOPIC_PREFIX", &settings.kafka.topic_prefix)
+            .env(
+                "CONVREC__ELASTICSEARCH__INDEX_PREFIX",
+                &settings.elasticsearch.index_prefix,
+            )
+            .env(
+                "CONVREC__SECURITY__ADMIN_TOKEN",
+                settings.security.admin_token.expose_secret(),
+            )
+            .env(
+                "CONVREC__EVENTS__OUTBOX_BATCH_SIZE",
+                settings.events.outbox_batch_size.to_string(),
+            )
+            .env(
+                "CONVREC__EVENTS__OUTBOX_POLL_INTERVAL_MS",
+                settings.events.outbox_poll_interval_ms.to_string(),
+            )
+            .env(
+                "CONVREC__EVENTS__TRENDING_HALF_LIFE_SECS",
+                settings.events.trending_half_life_secs.to_string(),
+            )
+            .env("CONVREC__LOG__LEVEL", "info,sqlx=warn,convrec=debug")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("the convrec binary starts");
+        let address = format!("http://127.0.0.1:{port}");
+        let health = format!("{address}/healthz");
+        let up = wait_until(Duration::from_secs(60), || async {
+            reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "convrec serve did not come up");
+        Self { child, address }
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,450 @@
+//! The event backbone against the real broker, database and Redis: outbox → Kafka → the four
+//! consumer groups, each event applied once, through outages, two dispatchers and a crash.
+
+use crate::event_support::*;
+use crate::helpers::{error_code, spawn_app_with, test_settings};
+use convrec::config::Settings;
+use convrec::events::envelope::{Envelope, EventType};
+use convrec::events::outbox;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use reqwest::StatusCode;
+use sea_orm::TransactionTrait;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Long enough for a loaded 2-core machine; every wait below is bounded by it.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Test settings with trending decay slowed so score sums can be compared exactly.
+fn event_settings() -> Settings {
+    let mut settings = test_settings();
+    settings.events.trending_half_life_secs = 1_000_000_000;
+    settings
+}
+
+#[actix_web::test]
+async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
+    let settings = event_settings();
+    let app = spawn_app_with(settings.clone()).await;
+    let products = create_products(&app, 8).await;
+    let mut expected = Expected::default();
+
+    let started = Instant::now();
+    post_shop_events(&app.client, &app.address, &products, 0..900, &mut expected).await;
+    // Chat messages come later with the chat work; write their events the way it will.
+    let txn = app.db.begin().await.unwrap();
+    for i in 0..100 {
+        let event = Envelope::new(
+            EventType::ConversationMessageCreated,
+            format!("member-{i}"),
+            json!({"conversation_id": i, "text": "겨울 패딩 추천해줘"}),
+        );
+        outbox::enqueue(&txn, &event).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    expected.messages = 100;
+    let accepted = started.elapsed();
+
+    wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
+    let total = started.elapsed();
+    println!(
+        "1,000 events: accepted in {:.2}s, applied by all four groups after {:.2}s ({:.0} events/s end to end)",
+        accepted.as_secs_f64(),
+        total.as_secs_f64(),
+        1000.0 / total.as_secs_f64()
+    );
+    assert_applied_exactly_once(&app.db, &settings, &expected).await;
+    assert_eq!(outbox_count(&app.db, "sent").await, 1000);
+    assert_eq!(
+        metric_value(
+            &app.address,
+            "kafka_ingress_records_total{group=\"analytics\",outcome=\"applied\"}"
+        )
+        .await,
+        900.0
+    );
+
+    // Each event went to Kafka once.
+    let ids = topic_event_ids(
+        &settings.kafka.brokers,
+        &settings.kafka.topic_prefix,
+        1000,
+        DELIVERY_TIMEOUT,
+    )
+    .await;
+    assert_eq!(ids.len(), 1000);
+    assert!(ids.values().all(|n| *n == 1), "an event was sent twice");
+}
+
+#[actix_web::test]
+async fn trending_and_popular_rank_products_by_what_shoppers_did() {
+    let settings = event_settings();
+    let app = spawn_app_with(settings.clone()).await;
+    let products = create_products(&app, 4).await; // outerwear, shoes, tents, books
+    let (jacket, shoes, tent) = (&products[0].0, &products[1].0, &products[2].0);
+    let events = [
+        json!({"type": "view", "member_id": "a", "product_id": shoes}),
+        json!({"type": "view", "member_id": "b", "product_id": jacket}),
+        json!({"type": "order", "member_id": "a", "product_id": jacket, "order_id": "o-1", "quantity": 2}),
+        json!({"type": "cart", "member_id": "c", "product_id": tent}),
+    ];
+    for event in &events {
+        let response = post_event(&app.client, &app.address, event).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["event_id"].is_string());
+    }
+    let ready = wait_until(DELIVERY_TIMEOUT, || async {
+        processed(&app.db, "analytics").await == 4
+    })
+    .await;
+    assert!(ready, "analytics group did not apply the events");
+
+    let trending: Value = app.get("/api/trending").await.json().await.unwrap();
+    let ranked: Vec<(&str, f64)> = trending["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["product"]["id"].as_str().unwrap(),
+                i["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranked[0].0, jacket.as_str()); // 1 view + an order of 2 = 11
+    assert_eq!(ranked[1].0, tent.as_str()); // a cart add = 3
+    assert_eq!(ranked[2].0, shoes.as_str()); // a view = 1
+    assert!((ranked[0].1 - 11.0).abs() < 1e-6);
+
+    let popular: Value = app
+        .get("/api/popular?category=fashion")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = popular["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["product"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![jacket.as_str(), shoes.as_str()]);
+    let outdoor: Value = app
+        .get("/api/popular?category=outdoor/tents&limit=5")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outdoor["items"][0]["product"]["id"], json!(tent));
+
+    assert_eq!(
+        error_code(app.get("/api/popular").await, StatusCode::BAD_REQUEST).await,
+        "invalid_query"
+    );
+    assert_eq!(
+        error_code(
+            app.get("/api/trending?limit=0").await,
+            StatusCode::BAD_REQUEST
+        )
+        .await,
+        "invalid_query"
+    );
+    // The order also landed in interactions.
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM interactions WHERE kind = 'order'"
+        )
+        .await,
+        1
+    );
+}
+
+#[actix_web::test]
+async fn malformed_event_bodies_are_refused_and_nothing_is_written() {
+    let settings = event_settings();
+    let app = spawn_app_with(settings).await;
+    let products = create_products(&app, 1).await;
+    let product = &products[0].0;
+    let raw = |body: &'static str| {
+        app.client
+            .post(app.url("/api/events"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        error_code(
+            raw("{\"type\": \"view\", ").await.unwrap(),
+            StatusCode::BAD_REQUEST
+        )
+        .await,
+        "malformed_json"
+    );
+    let not_an_object = raw("[1, 2]").await.unwrap().status();
+    assert!(not_an_object.is_client_error(), "{not_an_object}");
+    let bad = [
+        json!({"type": "teleport", "member_id": "m", "product_id": product}),
+        json!({"type": "view", "member_id": "m", "product_id": "not-a-uuid"}),
+        json!({"type": "view", "member_id": "m", "product_id": product, "extra": 1}),
+        json!({"type": "view", "product_id": product}),
+    ];
+    for body in &bad {
+        let response = post_event(&app.client, &app.address, body).await;
+        assert_eq!(
+            error_code(response, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "invalid_body",
+            "{body}"
+        );
+    }
+    let invalid = [
+        json!({"type": "view", "member_id": "", "product_id": product}),
+        json!({"type": "order", "member_id": "m", "product_id": product}),
+        json!({"type": "cart", "member_id": "m", "product_id": product, "quantity": 0}),
+        json!({"type": "view", "member_id": "m", "product_id": uuid::Uuid::new_v4()}),
+        json!({"type": "view", "member_id": "m", "product_id": product, "order_id": "o"}),
+    ];
+    for body in &invalid {
+        let response = post_event(&app.client, &app.address, body).await;
+        assert_eq!(
+            error_code(response, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "validation_failed",
+            "{body}"
+        );
+    }
+    let order =
+        json!({"type": "order", "member_id": "m", "product_id": product, "order_id": "o-9"});
+    assert_eq!(
+        post_event(&app.client, &app.address, &order).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let again = post_event(&app.client, &app.address, &order).await;
+    assert_eq!(error_code(again, StatusCode::CONFLICT).await, "conflict");
+
+    assert_eq!(scalar(&app.db, "SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM interactions").await,
+        1
+    );
+}
+
+#[actix_web::test]
+async fn a_poison_record_is_parked_and_its_group_goes_on() {
+    let settings = event_settings();
+    let app = spawn_app_with(settings.clone()).await;
+    let products = create_products(&app, 1).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .create()
+        .unwrap();
+    let topic = format!("{}product-viewed", settings.kafka.topic_prefix);
+    let unknown_type = json!({"event_id": uuid::Uuid::new_v4(), "type": "product.teleported",
+        "version": 1, "occurred_at": "2026-01-01T00:00:00Z", "member_id": "m", "payload": {}});
+    let poison = [b"{not json".to_vec(), unknown_type.to_string().into_bytes()];
+    for payload in &poison {
+        producer
+            .send(
+                FutureRecord::to(&topic).key("m").payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the broker takes the poison record");
+    }
+    let mut expected = Expected::default();
+    post_shop_events(&app.client, &app.address, &products, 0..3, &mut expected).await;
+
+    wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
+    // Three groups read product-viewed; each parked both records once.
+    let parked = wait_until(Duration::from_secs(30), || async {
+        scalar(&app.db, "SELECT count(*) FROM parked_events").await == 6
+    })
+    .await;
+    assert!(parked, "poison records were not parked");
+    assert_applied_exactly_once(&app.db, &settings, &expected).await;
+    assert_eq!(
+        metric_value(
+            &app.address,
+            "kafka_ingress_records_total{group=\"analytics\",outcome=\"parked\"}"
+        )
+        .await,
+        2.0
+    );
+}
+
+#[actix_web::test]
+async fn a_broker_outage_delays_events_but_loses_none() {
+    let mut broker = PrivateBroker::start();
+    let mut settings = event_settings();
+    settings.kafka.brokers = broker.brokers();
+    settings.events.delivery_timeout_ms = 3000;
+    settings.events.outbox_backoff_max_ms = 2000;
+    // Tansu 0.6 panics on the producer-epoch bump librdkafka's idempotent producer makes
+    // after delivery timeouts (docs/events.md); Apache Kafka does not need this.
+    settings.events.idempotent_producer = false;
+    let app = spawn_app_with(settings.clone()).await;
+    let products = create_products(&app, 4).await;
+    let mut expected = Expected::default();
+    post_shop_events(&app.client, &app.address, &products, 0..30, &mut expected).await;
+    wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
+
+    let outage = Duration::from_secs(
+        std::env::var("CONVREC_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    );
+    broker.stop();
+    let outage_started = Instant::now();
+    let mut next = 30;
+    while outage_started.elapsed() < outage {
+        post_shop_events(
+            &app.client,
+            &app.address,
+            &products,
+            next..next + 20,
+            &mut expected,
+        )
+        .await;
+        next += 20;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let backlog = outbox_count(&app.db, "pending").await;
+    assert!(
+        backlog > 0,
+        "the outbox kept the events written during the outage"
+    );
+    assert_eq!(outbox_count(&app.db, "dead").await, 0);
+
+    broker.resume();
+    let recovered = Instant::now();
+    let outbox_drained = wait_until(DELIVERY_TIMEOUT, || async {
+        outbox_count(&app.db, "pending").await == 0
+    })
+    .await;
+    assert!(outbox_drained, "the outbox did not drain");
+    let drained = recovered.elapsed();
+    wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
+    println!(
+        "outage of {:.0}s: {backlog} events pending at its end; outbox drained {:.2}s and every group caught up {:.2}s after the broker came back",
+        outage.as_secs_f64(),
+        drained.as_secs_f64(),
+        recovered.elapsed().as_secs_f64()
+    );
+    assert_applied_exactly_once(&app.db, &settings, &expected).await;
+}
+
+#[actix_web::test]
+async fn two_dispatchers_on_one_outbox_never_send_an_event_twice() {
+    let mut settings = event_settings();
+    settings.events.outbox_batch_size = 20;
+    settings.events.outbox_poll_interval_ms = 20;
+    let first = spawn_app_with(settings.clone()).await;
+    let second = spawn_app_with(settings.clone()).await;
+    let products = create_products(&first, 4).await;
+    let mut expected = Expected::default();
+    let (a, b) = (Expected::default(), Expected::default());
+    let (mut a, mut b) = (a, b);
+    futures::join!(
+        post_shop_events(&first.client, &first.address, &products, 0..500, &mut a),
+        post_shop_events(
+            &second.client,
+            &second.address,
+            &products,
+            500..1000,
+            &mut b
+        ),
+    );
+    for e in [a, b] {
+        expected.shop += e.shop;
+        expected.weight += e.weight;
+        for (k, v) in e.by_category {
+            *expected.by_category.entry(k).or_default() += v;
+        }
+    }
+    wait_for_groups(&first.db, &expected, DELIVERY_TIMEOUT).await;
+    let ids = topic_event_ids(
+        &settings.kafka.brokers,
+        &settings.kafka.topic_prefix,
+        1000,
+        DELIVERY_TIMEOUT,
+    )
+    .await;
+    assert_eq!(ids.len(), 1000);
+    assert!(ids.values().all(|n| *n == 1), "an event was sent twice");
+    let sent_first = metric_value(&first.address, "outbox_sent_total").await;
+    let sent_second = metric_value(&second.address, "outbox_sent_total").await;
+    println!("dispatcher one sent {sent_first}, dispatcher two sent {sent_second}");
+    assert_eq!(sent_first + sent_second, 1000.0);
+    assert!(
+        sent_first > 0.0 && sent_second > 0.0,
+        "both dispatchers took part"
+    );
+    assert_applied_exactly_once(&first.db, &settings, &expected).await;
+}
+
+/// Passes alone (about 15 s); run with `cargo test --test api -- --ignored killed`. Beside the
+/// other tests it sometimes fails: the restarted instance's consumers get no partitions within
+/// 120 s from Tansu 0.6 after the killed instance's members were mid-join (suspected: Tansu's
+/// group coordinator not evicting SIGKILLed members). Not yet tried against Apache Kafka.
+#[actix_web::test]
+#[ignore = "flaky on Tansu 0.6 when run beside other tests; see the doc comment"]
+async fn the_service_killed_mid_dispatch_delivers_every_event_once_after_restart() {
+    let mut settings = event_settings();
+    // Small, frequent batches so the kill lands while the outbox is being dispatched.
+    settings.events.outbox_batch_size = 5;
+    settings.events.outbox_poll_interval_ms = 20;
+    let log = std::env::temp_dir().join(format!("convrec-kill-{}.log", uuid::Uuid::new_v4()));
+    let mut service = ServiceProcess::start(&settings, &log).await;
+    let db =
+        sea_orm::Database::connect(secrecy::ExposeSecret::expose_secret(&settings.database.url))
+            .await
+            .unwrap();
+    let client = reqwest::Client::new();
+    let mut products = Vec::new();
+    for i in 0..4 {
+        let mut body = crate::helpers::product_body(&format!("K-{i}"));
+        body["category"] = json!(["fashion/outerwear", "books"][i % 2]);
+        let response = client
+            .post(format!("{}/api/products", service.address))
+            .bearer_auth(secrecy::ExposeSecret::expose_secret(
+                &settings.security.admin_token,
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let created: Value = response.json().await.unwrap();
+        products.push((
+            created["id"].as_str().unwrap().to_string(),
+            body["category"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut expected = Expected::default();
+    post_shop_events(&client, &service.address, &products, 0..400, &mut expected).await;
+    let mid_dispatch = wait_until(Duration::from_secs(60), || async {
+        let sent = outbox_count(&db, "sent").await;
+        sent > 0 && outbox_count(&db, "pending").await > 0
+    })
+    .await;
+    service.kill();
+    assert!(
+        mid_dispatch,
+        "the dispatcher had not started (log: {})",
+        log.display()
+    );
+    let (sent, pending) = (
+        outbox_count(&db, "sent").await,
+        outbox_count(&db, "pending").await,
+    );
+    println!("SIGKILL with {sent} rows sent and {pending} pending");
+
+    let restarted = ServiceProcess::start(&settings, &log).await;
+    wait_for_groups(&db, &expected, DELIVERY_TIMEOUT).await;
+    assert_eq!(outbox_count(&db, "pending").await, 0);
+    assert_applied_exactly_once(&db, &settings, &expected).await;
+    drop(restarted);
+    let _ = std::fs::remove_file(&log);
+}
