@@ -4,9 +4,9 @@
 use crate::ml::files::BertConfig;
 use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
+use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 /// A fully connected layer, `y = x·W + b`, with `W` stored as `[d_in, d_out]`.
