@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --dev) PROFILE=dev; shift ;;
     --quick) ROUNDS=1; SECONDS_PER_CELL=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
