@@ -4,6 +4,7 @@ use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor, RedisPo
 use crate::config::{ModelSettings, Settings};
 use crate::embeddings::EmbeddingService;
 use crate::http::{self, AppState};
+use crate::identity::MemberTokens;
 use crate::metrics::Metrics;
 use crate::ml::Embedder;
 use actix::{Actor, Addr};
@@ -159,6 +160,7 @@ impl Application {
             monitor,
             redis,
             embeddings,
+            tokens: MemberTokens::new(&settings.security),
         });
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();

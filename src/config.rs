@@ -130,8 +130,15 @@ impl EmbeddingSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
-    /// Bearer token for catalog writes. Empty: catalog writes are refused (403).
+    /// The shop's service token: catalog writes, and reading any member's data. Empty: those
+    /// requests are refused (403).
     pub admin_token: SecretString,
+    /// HMAC secret (HS256) the shop signs member tokens with. Empty: member tokens are refused.
+    pub member_token_secret: SecretString,
+    /// Lifetime of the member tokens this service issues itself (demo tokens).
+    pub member_token_ttl_secs: u64,
+    /// Development only: `POST /api/demo/token` hands out member tokens to anyone.
+    pub demo_tokens: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -228,6 +235,9 @@ max_batch_texts = 100
 
 [security]
 admin_token = ""
+member_token_secret = ""
+member_token_ttl_secs = 86400
+demo_tokens = false
 
 [log]
 format = "pretty"

@@ -1,10 +1,15 @@
-//! The shop's admin token for catalog writes (`Authorization: Bearer <token>`).
+//! Authentication over HTTP: the shop's service token (catalog writes, any member's data) and
+//! member tokens (`Authorization: Bearer <token>`), turned into a [`Caller`].
 
 use crate::config::SecuritySettings;
 use crate::http::error::error_response;
+use crate::http::AppState;
+use crate::identity::{Caller, MemberTokens, TokenError};
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use secrecy::ExposeSecret;
+use std::future::{ready, Ready};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -14,23 +19,30 @@ pub enum AuthError {
     Forbidden,
     #[error("catalog writes are disabled: no admin token is configured")]
     Disabled,
+    #[error("the bearer token has expired")]
+    Expired,
+    #[error("the bearer token is neither the shop's service token nor a valid member token")]
+    InvalidToken,
 }
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AuthError::MissingToken => StatusCode::UNAUTHORIZED,
+            AuthError::MissingToken | AuthError::Expired | AuthError::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
             AuthError::Forbidden | AuthError::Disabled => StatusCode::FORBIDDEN,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let code = match self {
-            AuthError::MissingToken => "unauthorized",
+            AuthError::MissingToken | AuthError::InvalidToken => "unauthorized",
+            AuthError::Expired => "token_expired",
             AuthError::Forbidden | AuthError::Disabled => "forbidden",
         };
         let mut response = error_response(self.status_code(), code, self.to_string(), vec![]);
-        if matches!(self, AuthError::MissingToken) {
+        if self.status_code() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 actix_web::http::header::WWW_AUTHENTICATE,
                 actix_web::http::header::HeaderValue::from_static("Bearer"),
@@ -62,6 +74,55 @@ pub fn require_admin(req: &HttpRequest, settings: &SecuritySettings) -> Result<(
         return Err(AuthError::Disabled);
     }
     if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
+fn is_service_token(token: &str, settings: &SecuritySettings) -> bool {
+    let expected = settings.admin_token.expose_secret();
+    !expected.is_empty() && constant_time_eq(token.as_bytes(), expected.as_bytes())
+}
+
+/// Who sent `token`: the shop (service token) or a member (a valid member token).
+pub fn caller_from_token(
+    token: &str,
+    settings: &SecuritySettings,
+    tokens: &MemberTokens,
+) -> Result<Caller, AuthError> {
+    if is_service_token(token, settings) {
+        return Ok(Caller::Shop);
+    }
+    match tokens.verify(token) {
+        Ok(member) => Ok(Caller::Member(member)),
+        Err(TokenError::Expired) => Err(AuthError::Expired),
+        Err(TokenError::Disabled | TokenError::Invalid(_)) => Err(AuthError::InvalidToken),
+    }
+}
+
+/// The caller of a request, from its bearer token.
+pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, AuthError> {
+    let token = bearer_token(req).ok_or(AuthError::MissingToken)?;
+    caller_from_token(token, &state.settings.security, &state.tokens)
+}
+
+/// Extractor: a handler taking `Caller` answers 401 unless the request is authenticated.
+impl FromRequest for Caller {
+    type Error = AuthError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered on every app");
+        ready(authenticate(req, state))
+    }
+}
+
+/// 403 unless `caller` may touch `member_id`'s data.
+pub fn require_access(caller: &Caller, member_id: &str) -> Result<(), AuthError> {
+    if caller.may_access(member_id) {
         Ok(())
     } else {
         Err(AuthError::Forbidden)

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource, each with a `configure()` that mounts it.
 
 pub mod auth;
+pub mod demo;
 pub mod embeddings;
 pub mod error;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod trending;
 use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
 use crate::config::Settings;
 use crate::embeddings::EmbeddingService;
+use crate::identity::MemberTokens;
 use crate::metrics::Metrics;
 use actix::Addr;
 use actix_web::{middleware, web};
@@ -26,6 +28,7 @@ pub struct AppState {
     pub monitor: Addr<DependencyMonitor>,
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
+    pub tokens: MemberTokens,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -44,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(embeddings::configure)
     .configure(events::configure)
     .configure(trending::configure)
+    .configure(demo::configure)
     .default_service(web::to(error::not_found));
 }
 

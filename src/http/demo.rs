@@ -1,0 +1,59 @@
+//! `POST /api/demo/token`: development only (`security.demo_tokens`), hands a member token to
+//! anyone so the chat page works without a shop in front. Off by default: then a 404, as if
+//! the route did not exist.
+
+use crate::http::error::error_response;
+use crate::http::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/demo/token", web::post().to(issue_demo_token));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoTokenRequest {
+    /// Keep the same member across visits; a new one when absent.
+    #[serde(default)]
+    pub member_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoTokenResponse {
+    pub member_id: String,
+    pub token: String,
+    pub expires_in: u64,
+}
+
+async fn issue_demo_token(
+    state: web::Data<AppState>,
+    body: Option<web::Json<DemoTokenRequest>>,
+) -> HttpResponse {
+    let security = &state.settings.security;
+    if !security.demo_tokens {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route (demo tokens are disabled)",
+            vec![],
+        );
+    }
+    let member_id = body
+        .and_then(|b| b.into_inner().member_id)
+        .unwrap_or_else(|| format!("demo-{}", uuid::Uuid::new_v4().simple()));
+    match state.tokens.issue(&member_id) {
+        Ok(token) => HttpResponse::Ok().json(DemoTokenResponse {
+            member_id,
+            token,
+            expires_in: security.member_token_ttl_secs,
+        }),
+        Err(e) => error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_member",
+            e.to_string(),
+            vec![],
+        ),
+    }
+}

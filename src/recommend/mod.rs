@@ -1,0 +1,74 @@
+//! The narrow interface between whoever needs recommendations (the chat pipeline, the REST
+//! API) and the hybrid recommender that computes them.
+
+use crate::intent::ShoppingIntent;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What to recommend for.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendRequest {
+    /// The member the list is for: their preference profile and history shape it, and their
+    /// recent purchases are not recommended again. `None`: anonymous (cold start).
+    pub member_id: Option<String>,
+    /// The shopper's words (a chat message or `?q=`), for the content signal.
+    pub query_text: Option<String>,
+    /// The embedding of `query_text` when the caller already has it (the chat embeds every
+    /// message anyway); computed from `query_text` otherwise.
+    pub query_embedding: Option<Vec<f32>>,
+    /// Hard constraints and soft preferences of this request.
+    pub intent: ShoppingIntent,
+    pub limit: usize,
+    /// Products not to recommend (e.g. the product a "similar" list is for).
+    pub exclude: Vec<Uuid>,
+}
+
+/// Each signal, normalised to [0, 1] over the candidates, and the weighted total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreBreakdown {
+    pub content: f32,
+    pub collaborative: f32,
+    pub intent: f32,
+    pub total: f32,
+}
+
+/// One recommended product with the real catalog facts a reply may quote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecommendedProduct {
+    pub id: Uuid,
+    pub sku: String,
+    pub title: String,
+    pub category: String,
+    pub brand: Option<String>,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    /// `₩89,000`.
+    pub price_display: Option<String>,
+    pub stock: i32,
+    pub image_url: Option<String>,
+    pub score: ScoreBreakdown,
+    /// Why, in one sentence built from the score breakdown ("matches 'waterproof', under
+    /// ₩100,000").
+    pub explanation: String,
+    /// The individual reasons the explanation is made of.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendError {
+    #[error("the recommender is overloaded; try again shortly")]
+    Overloaded,
+    #[error("the recommender is unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Computes a ranked list. Implemented by the hybrid recommender.
+pub trait ProductRanker: Send + Sync {
+    fn recommend(
+        &self,
+        request: RecommendRequest,
+    ) -> BoxFuture<'_, Result<Vec<RecommendedProduct>, RecommendError>>;
+}
