@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod products;
+pub mod recommendations;
 pub mod trending;
 
 use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
     pub tokens: MemberTokens,
+    /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
+    pub recommender: crate::actors::recommender::Recommender,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -48,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(events::configure)
     .configure(trending::configure)
     .configure(demo::configure)
+    .configure(recommendations::configure)
     .default_service(web::to(error::not_found));
 }
 
