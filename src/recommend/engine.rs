@@ -153,7 +153,7 @@ impl HybridEngine {
             .into_iter()
             .collect();
 
-        let ids = scoring::fresh(
+        let mut ids = scoring::fresh(
             content
                 .keys()
                 .chain(cf_scores.keys())
@@ -161,6 +161,12 @@ impl HybridEngine {
                 .copied(),
             &mut seen,
         );
+        // A new shop (no embeddings, no interactions yet) still gets a list: the catalog's
+        // best-stocked products within the hard constraints fill up to the candidate count.
+        if ids.len() < limit * 2 {
+            let fill = self.catalog_fill(&request.intent, limit * 4).await?;
+            ids.extend(scoring::fresh(fill, &mut seen));
+        }
         let products = product::Entity::find()
             .filter(product::Column::Id.is_in(ids))
             .all(&self.db)
@@ -387,6 +393,40 @@ impl HybridEngine {
         txn.commit().await.map_err(unavailable)?;
         rows.into_iter()
             .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "similarity")?)))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+
+    /// In-stock products within the price and category constraints, best stocked first.
+    async fn catalog_fill(
+        &self,
+        intent: &ShoppingIntent,
+        count: usize,
+    ) -> Result<Vec<Uuid>, RecommendError> {
+        let (min, max) = intent
+            .price_range
+            .map_or((None, None), |r| (r.min_minor, r.max_minor));
+        let category = intent.categories.first().cloned();
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT id FROM products WHERE stock > 0 \
+                 AND ($1::text IS NULL OR category = $1 OR category LIKE $1 || '/%') \
+                 AND ($2::bigint IS NULL OR price_minor >= $2) \
+                 AND ($3::bigint IS NULL OR price_minor <= $3) \
+                 ORDER BY stock DESC, id LIMIT $4",
+                [
+                    DbValue::from(category),
+                    DbValue::from(min),
+                    DbValue::from(max),
+                    DbValue::from(count as i64),
+                ],
+            ))
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| r.try_get("", "id"))
             .collect::<Result<_, DbErr>>()
             .map_err(unavailable)
     }
