@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod products;
 pub mod rate_limit;
+pub mod recommendations;
 pub mod search;
 pub mod trending;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
     pub tokens: MemberTokens,
+    /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
+    pub recommender: crate::actors::recommender::Recommender,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -51,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(trending::configure)
     .configure(demo::configure)
     .configure(search::configure)
+    .configure(recommendations::configure)
     .default_service(web::to(error::not_found));
 }
 
