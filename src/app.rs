@@ -51,6 +51,8 @@ pub enum StartupError {
     },
     #[error("invalid settings: {0}")]
     Settings(String),
+    #[error("cannot set up intent analysis: {0}")]
+    Language(#[from] crate::llm::BuildError),
 }
 
 pub fn redis_pool(
@@ -146,6 +148,7 @@ impl Application {
         .await
         .map_err(StartupError::Kafka)?;
         let events_data = events.http.clone();
+        let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -161,6 +164,8 @@ impl Application {
             redis,
             embeddings,
             tokens: MemberTokens::new(&settings.security),
+            analyzer: language.analyzer,
+            writer: language.writer,
         });
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();

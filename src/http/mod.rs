@@ -29,6 +29,10 @@ pub struct AppState {
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
     pub tokens: MemberTokens,
+    /// Chat message → shopping intent (the LLM, or the local fallback).
+    pub analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
+    /// Recommended products → the assistant's reply (the LLM, or the template).
+    pub writer: Arc<dyn crate::intent::ReplyWriter>,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.

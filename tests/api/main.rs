@@ -4,9 +4,11 @@
 mod embeddings;
 mod event_support;
 mod events;
+mod fake_llm;
 mod health;
 mod helpers;
 mod import;
+mod llm;
 mod model_parity;
 mod product_embeddings;
 mod products;
