@@ -55,6 +55,8 @@ pub enum StartupError {
     },
     #[error("invalid settings: {0}")]
     Settings(String),
+    #[error("cannot set up intent analysis: {0}")]
+    Language(#[from] crate::llm::BuildError),
 }
 
 pub fn redis_pool(
@@ -237,6 +239,7 @@ impl Application {
         .map_err(StartupError::Kafka)?;
         let events_data = events.http.clone();
         let search_data = web::Data::new(search.http);
+        let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -253,6 +256,8 @@ impl Application {
             embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
+            analyzer: language.analyzer,
+            writer: language.writer,
         });
         let max_body = settings.server.max_body_bytes;
         let limiter = web::Data::new(http::rate_limit::RateLimiter::new(&settings.rate_limit));

@@ -249,6 +249,16 @@ impl PriceParser {
     }
 }
 
+/// Money amounts quoted in `text` (lower-cased): `(value, is_dollar)`, in major units; only
+/// amounts with a currency ("₩89,000", "89,000원", "8만 9천원", "$20").
+pub fn quoted_amounts(text: &str) -> Vec<(f64, bool)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    scan_amounts(text, &chars)
+        .into_iter()
+        .filter_map(|amount| amount.unit.map(|unit| (amount.value, unit == Unit::Dollar)))
+        .collect()
+}
+
 fn around(value: f64) -> Bound {
     Bound::Between(value * (1.0 - AROUND_SPREAD), value * (1.0 + AROUND_SPREAD))
 }
@@ -389,7 +399,7 @@ fn parse_amount(text: &str, chars: &[(usize, char)], start: usize) -> Option<(Am
             break;
         }
     }
-    if end == number_end {
+    if end == number_end && unit.is_none() {
         // No currency word: a letter or Hangul right after the number makes it a quantity.
         let next = char_at(number_end);
         if magnitude == 1.0 && next.is_some_and(|c| (c.is_alphabetic() && c != '대') || c == '%') {

@@ -4,10 +4,12 @@
 mod embeddings;
 mod event_support;
 mod events;
+mod fake_llm;
 mod hardening;
 mod health;
 mod helpers;
 mod import;
+mod llm;
 mod model_parity;
 mod product_embeddings;
 mod products;
