@@ -366,6 +366,24 @@ fn parse_amount(text: &str, chars: &[(usize, char)], start: usize) -> Option<(Am
         if multiplier > 1.0 && char_at(index).is_some_and(|c| c.is_ascii_digit()) {
             continue;
         }
+        // "3만 5천": or after spaces, when it is a smaller Korean magnitude.
+        if multiplier > 1.0 {
+            let mut peek = index;
+            while char_at(peek) == Some(' ') {
+                peek += 1;
+            }
+            let mut digits_end = peek;
+            while char_at(digits_end).is_some_and(|c| c.is_ascii_digit()) {
+                digits_end += 1;
+            }
+            let smaller = char_at(digits_end)
+                .and_then(korean_multiplier)
+                .is_some_and(|factor| factor < multiplier);
+            if digits_end > peek && smaller {
+                index = peek;
+                continue;
+            }
+        }
         break;
     }
     let number_end = index;
@@ -447,6 +465,8 @@ mod tests {
             ("100,000원 이하", Some((None, Some(100_000)))),
             ("5만원 미만", Some((None, Some(49_999)))),
             ("3만5천원 정도", Some((Some(28_000), Some(42_000)))),
+            ("3만 5천원 이하", Some((None, Some(35_000)))),
+            ("1억", Some((None, Some(100_000_000)))),
             ("under $100", Some((None, Some(140_000)))),
             ("below 50 dollars", Some((None, Some(70_000)))),
             (

@@ -159,6 +159,8 @@ mod tests {
         };
         assert!(check_reply("방수 자켓은 ₩89,000이고 품절 임박이에요.", &context, 500).is_ok());
         assert!(check_reply("방수 자켓은 89,000원이에요.", &context, 500).is_ok());
+        assert!(check_reply("방수 자켓은 8만 9천원이에요.", &context, 500).is_ok());
+        assert!(check_reply("방수 자켓은 8만원대예요.", &context, 500).is_err());
         assert!(check_reply("방수 자켓이 지금 ₩59,000으로 할인 중!", &context, 500).is_err());
         assert!(check_reply("It costs $60.", &context, 500).is_err());
         assert!(check_reply("  ", &context, 500).is_err());
