@@ -220,6 +220,8 @@ pub struct RecommenderSettings {
     pub cf_neighbours_per_item: usize,
     /// MMR trade-off: 1 ranks by score only, lower values favour variety.
     pub diversity_lambda: f32,
+    /// Lifetime of a member's cached preference profile (`user:preference:{id}`).
+    pub preference_cache_ttl_secs: u64,
 }
 
 /// The defaults, written as the TOML a user would write. Kept in one place so
@@ -310,6 +312,7 @@ cf_rebuild_interval_secs = 300
 cf_half_life_days = 30.0
 cf_neighbours_per_item = 50
 diversity_lambda = 0.7
+preference_cache_ttl_secs = 86400
 "#;
 
 #[derive(Debug, thiserror::Error)]

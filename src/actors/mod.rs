@@ -8,5 +8,6 @@ pub mod event_sink;
 pub mod kafka_egress;
 pub mod kafka_ingress;
 pub mod outbox_dispatcher;
+pub mod preference;
 pub mod recommendation_cache;
 pub mod recommender;
