@@ -247,6 +247,8 @@ pub struct RecommenderSettings {
     pub cf_neighbours_per_item: usize,
     /// MMR trade-off: 1 ranks by score only, lower values favour variety.
     pub diversity_lambda: f32,
+    /// Lifetime of a member's cached preference profile (`user:preference:{id}`).
+    pub preference_cache_ttl_secs: u64,
 }
 
 /// The OpenAI-compatible model for intent analysis and reply writing, and its guards
@@ -392,6 +394,7 @@ open_secs = 30.0
 max_concurrent = 32
 max_reply_chars = 1200
 usd_krw_rate = 1400.0
+preference_cache_ttl_secs = 86400
 "#;
 
 #[derive(Debug, thiserror::Error)]

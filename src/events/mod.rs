@@ -10,7 +10,6 @@ pub mod topics;
 
 use crate::actors::analytics::{Analytics, AnalyticsKeys};
 use crate::actors::dependency_monitor::RedisPool;
-use crate::actors::event_sink::EventSink;
 use crate::actors::kafka_egress::KafkaEgress;
 use crate::actors::kafka_ingress::KafkaIngress;
 use crate::actors::outbox_dispatcher::OutboxDispatcher;
@@ -118,19 +117,28 @@ pub async fn start(
         Duration::from_secs(events.outbox_retention_hours.max(1) * 3600),
     )
     .start();
+    let redis_for_preferences = redis.clone();
     let mut recommendation = RecommendationCache::new(redis, &settings.redis.key_prefix);
     if let Some(cf) = cf {
         recommendation = recommendation.with_cf(cf);
     }
     let recommendation = recommendation.start();
-    let sink = EventSink.start();
+    // No IntentAnalyzer is wired yet: messages are kept as the profile's recent messages.
+    let preference = crate::actors::preference::PreferenceActor::new(
+        db.clone(),
+        redis_for_preferences,
+        &settings.redis.key_prefix,
+        settings.recommender.preference_cache_ttl_secs,
+        None,
+    )
+    .start();
     let mut ingress = Vec::new();
     for group in ConsumerGroup::ALL {
         let owner: Recipient<ApplyEvent> = match group {
             ConsumerGroup::Analytics => analytics.clone().recipient(),
             ConsumerGroup::Recommendation => recommendation.clone().recipient(),
             ConsumerGroup::EsSync => es_sync.clone(),
-            ConsumerGroup::PreferenceAnalysis => sink.clone().recipient(),
+            ConsumerGroup::PreferenceAnalysis => preference.clone().recipient(),
         };
         ingress.push(KafkaIngress::new(group, kafka, owner, db.clone(), metrics.clone())?.start());
     }

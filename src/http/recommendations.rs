@@ -10,6 +10,7 @@ use crate::intent::{PriceRange, ShoppingIntent};
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
+use sea_orm::EntityTrait;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -24,7 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/recommendations/{member_id}",
         web::get().to(recommendations),
     )
-    .route("/api/products/{id}/similar", web::get().to(similar));
+    .route("/api/products/{id}/similar", web::get().to(similar))
+    .route(
+        "/api/members/{member_id}/preferences",
+        web::get().to(preferences),
+    );
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +59,8 @@ pub enum RecommendationsError {
     UnknownProduct(Uuid),
     #[error(transparent)]
     Recommend(#[from] RecommendError),
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
 }
 
 impl ResponseError for RecommendationsError {
@@ -66,6 +73,7 @@ impl ResponseError for RecommendationsError {
             Self::UnknownProduct(_) => StatusCode::NOT_FOUND,
             Self::Recommend(RecommendError::Overloaded) => StatusCode::TOO_MANY_REQUESTS,
             Self::Recommend(RecommendError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -78,6 +86,10 @@ impl ResponseError for RecommendationsError {
             Self::Recommend(RecommendError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "recommender unavailable");
                 "unavailable"
+            }
+            Self::Database(e) => {
+                tracing::error!(error = %e, "reading preferences failed");
+                "internal"
             }
         };
         error_response(self.status_code(), code, self.to_string(), vec![])
@@ -156,6 +168,24 @@ async fn recommendations(
     let request = request_for(&member_id, query.into_inner())?;
     let items = state.recommender.recommend(request).await?;
     Ok(HttpResponse::Ok().json(json!({ "member_id": member_id, "items": items })))
+}
+
+/// The member's learned preference profile (`{}` and version 0 before the first event).
+async fn preferences(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, RecommendationsError> {
+    let member_id = path.into_inner();
+    require_access(&caller, &member_id)?;
+    let row = crate::db::entities::user_preference::Entity::find_by_id(member_id.clone())
+        .one(&state.db)
+        .await?;
+    Ok(HttpResponse::Ok().json(match row {
+        Some(row) => json!({"member_id": member_id, "profile": row.profile,
+                            "version": row.version, "updated_at": row.updated_at}),
+        None => json!({"member_id": member_id, "profile": {}, "version": 0, "updated_at": null}),
+    }))
 }
 
 async fn similar(

@@ -117,10 +117,41 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
         .await,
         "the recommendation group applied the events"
     );
+    // The preference group learned the outdoor taste, and orders published a purchase pattern.
+    let token = tokens.issue("hiker").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            processed(&app.db, "preference-analysis").await >= posted
+        })
+        .await,
+        "the preference group applied the events"
+    );
+    let profile: Value = get_as(&app, "/api/members/hiker/preferences", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let categories = profile["profile"]["categories"].as_object().unwrap();
+    assert!(
+        categories.keys().all(|c| c.starts_with("outdoor/")),
+        "{profile}"
+    );
+    assert!(profile["version"].as_i64().unwrap() >= 6, "{profile}");
+    let patterns = crate::event_support::scalar(
+        &app.db,
+        "SELECT count(*) FROM outbox WHERE payload->>'type' = 'purchase_pattern.analyzed'",
+    )
+    .await;
+    assert!(patterns >= 2, "one pattern per order");
+    assert_eq!(
+        get_as(&app, "/api/members/camper-0/preferences", Some(&token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
     // Let a CF rebuild (every second in this test) see them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let token = tokens.issue("hiker").unwrap();
     let list = items(get_as(&app, "/api/recommendations/hiker?limit=10", Some(&token)).await).await;
     assert_eq!(list.len(), 10);
     let outdoorsy = list
