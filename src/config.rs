@@ -380,6 +380,7 @@ cf_rebuild_interval_secs = 300
 cf_half_life_days = 30.0
 cf_neighbours_per_item = 50
 diversity_lambda = 0.7
+preference_cache_ttl_secs = 86400
 
 [llm]
 base_url = ""
@@ -394,7 +395,6 @@ open_secs = 30.0
 max_concurrent = 32
 max_reply_chars = 1200
 usd_krw_rate = 1400.0
-preference_cache_ttl_secs = 86400
 "#;
 
 #[derive(Debug, thiserror::Error)]
