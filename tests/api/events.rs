@@ -55,7 +55,7 @@ async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
         1000.0 / total.as_secs_f64()
     );
     assert_applied_exactly_once(&app.db, &settings, &expected).await;
-    assert_eq!(outbox_count(&app.db, "sent").await, 1000);
+    assert_eq!(outbox_count(&app.db, "sent").await, 1000 + expected.orders);
     assert_eq!(
         metric_value(
             &app.address,
@@ -69,11 +69,12 @@ async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
     let ids = topic_event_ids(
         &settings.kafka.brokers,
         &settings.kafka.topic_prefix,
-        1000 + expected.orders as usize,
+        1000,
         DELIVERY_TIMEOUT,
     )
     .await;
-    assert_eq!(ids.len(), 1000 + expected.orders as usize);
+    // The shop topics only; the purchase patterns the orders caused go elsewhere.
+    assert_eq!(ids.len(), 1000);
     assert!(ids.values().all(|n| *n == 1), "an event was sent twice");
 }
 
@@ -368,11 +369,12 @@ async fn two_dispatchers_on_one_outbox_never_send_an_event_twice() {
     let ids = topic_event_ids(
         &settings.kafka.brokers,
         &settings.kafka.topic_prefix,
-        1000 + expected.orders as usize,
+        1000,
         DELIVERY_TIMEOUT,
     )
     .await;
-    assert_eq!(ids.len(), 1000 + expected.orders as usize);
+    // The shop topics only; the purchase patterns the orders caused go elsewhere.
+    assert_eq!(ids.len(), 1000);
     assert!(ids.values().all(|n| *n == 1), "an event was sent twice");
     let sent_first = metric_value(&first.address, "outbox_sent_total").await;
     let sent_second = metric_value(&second.address, "outbox_sent_total").await;
