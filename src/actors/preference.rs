@@ -237,8 +237,14 @@ fn retry(e: impl std::fmt::Display) -> ApplyError {
 
 #[derive(Debug, Deserialize)]
 struct MessagePayload {
+    /// Absent in older producers' payloads: a shopper's message.
+    #[serde(default = "user_role")]
     role: String,
     text: String,
+}
+
+fn user_role() -> String {
+    "user".into()
 }
 
 impl Handler<ApplyEvent> for PreferenceActor {

@@ -74,6 +74,9 @@ pub(crate) async fn outbox_count(db: &DatabaseConnection, status: &str) -> i64 {
 pub(crate) struct Expected {
     pub(crate) shop: i64,
     pub(crate) messages: i64,
+    /// Orders among `shop`: each also makes the PreferenceActor publish a
+    /// `purchase_pattern.analyzed`, which the recommendation group reads.
+    pub(crate) orders: i64,
     /// Sum of analytics weights (views 1, carts 3, orders 5 per unit).
     pub(crate) weight: f64,
     pub(crate) by_category: HashMap<String, f64>,
@@ -84,6 +87,7 @@ impl Expected {
         match group {
             "es-sync" => self.messages,
             "preference-analysis" => self.messages + self.shop,
+            "recommendation" => self.shop + self.orders,
             _ => self.shop,
         }
     }
@@ -94,7 +98,10 @@ impl Expected {
         let w = match event["type"].as_str().unwrap() {
             "view" => 1.0,
             "cart" => 3.0,
-            _ => 5.0 * quantity,
+            _ => {
+                self.orders += 1;
+                5.0 * quantity
+            }
         };
         self.weight += w;
         let mut level = String::new();
