@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Bench { what } => crate::bench::run(what, &settings)?,
-        Command::Eval { what } => crate::eval::run(what).await?,
+        Command::Eval { what } => crate::eval::run(what, &settings).await?,
     }
     Ok(())
 }
