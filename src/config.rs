@@ -18,6 +18,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub log: LogSettings,
     pub events: EventsSettings,
+    pub rate_limit: RateLimitSettings,
+    pub recommender: RecommenderSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +35,22 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Seconds between dependency probes for the readiness endpoint.
     pub readiness_interval_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://shop.example`. Empty: same-origin only (no CORS headers).
+    pub cors_allowed_origins: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Sustained requests per minute one member may make to the limited routes.
+    pub per_member_per_minute: u32,
+    /// Requests a member may make at once before the per-minute rate applies.
+    pub per_member_burst: u32,
+    /// The same per client IP (all members behind it, and anonymous callers).
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +212,42 @@ pub struct EventsSettings {
     pub trending_half_life_secs: u64,
 }
 
+/// The hybrid recommender (docs/recommendations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommenderSettings {
+    /// Weight of the content signal (query embedding similarity).
+    pub weight_content: f32,
+    /// Weight of the collaborative signal (item-item CF; popularity at cold start).
+    pub weight_cf: f32,
+    /// Weight of the intent signal (soft preferences matched).
+    pub weight_intent: f32,
+    /// Recommender actors; each computes one uncached list at a time.
+    pub pool_size: usize,
+    /// Most requests waiting for or in the pool; more are refused as overloaded (429).
+    pub queue_capacity: usize,
+    /// Lifetime of a member's cached lists (`rec:user:{id}`).
+    pub cache_ttl_secs: u64,
+    /// Lifetime of a cached similar-products list (`rec:similar:{id}`).
+    pub similar_cache_ttl_secs: u64,
+    /// Longest a Redis call may take before the request goes on without it.
+    pub cache_timeout_ms: u64,
+    /// HNSW neighbours of the query fetched as candidates.
+    pub content_candidates: usize,
+    /// CF neighbours of the member's items fetched as candidates.
+    pub cf_candidates: usize,
+    /// Popular/trending products fetched as candidates.
+    pub popular_candidates: usize,
+    /// Seconds between CF similarity rebuilds.
+    pub cf_rebuild_interval_secs: u64,
+    /// Half-life of an interaction's weight in CF, in days.
+    pub cf_half_life_days: f32,
+    /// Neighbours kept per item in CF.
+    pub cf_neighbours_per_item: usize,
+    /// MMR trade-off: 1 ranks by score only, lower values favour variety.
+    pub diversity_lambda: f32,
+}
+
 /// The defaults, written as the TOML a user would write. Kept in one place so
 /// docs/configuration.md can be checked against it.
 pub const DEFAULTS: &str = r#"
@@ -204,6 +258,7 @@ workers = 0
 max_body_bytes = 262144
 shutdown_timeout_secs = 30
 readiness_interval_secs = 5
+cors_allowed_origins = ""
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/convrec"
@@ -269,6 +324,29 @@ outbox_retention_hours = 168
 delivery_timeout_ms = 10000
 idempotent_producer = true
 trending_half_life_secs = 21600
+
+[rate_limit]
+enabled = true
+per_member_per_minute = 120
+per_member_burst = 30
+per_ip_per_minute = 1200
+per_ip_burst = 300
+[recommender]
+weight_content = 0.3
+weight_cf = 0.3
+weight_intent = 0.4
+pool_size = 4
+queue_capacity = 256
+cache_ttl_secs = 300
+similar_cache_ttl_secs = 3600
+cache_timeout_ms = 50
+content_candidates = 100
+cf_candidates = 100
+popular_candidates = 50
+cf_rebuild_interval_secs = 300
+cf_half_life_days = 30.0
+cf_neighbours_per_item = 50
+diversity_lambda = 0.7
 "#;
 
 #[derive(Debug, thiserror::Error)]
