@@ -1,6 +1,7 @@
 //! Offline evaluation of the recommender on public data (`convrec eval`, docs/evaluation.md).
 
 pub mod esci;
+pub mod item_cf;
 pub mod metrics;
 pub mod online_retail;
 
@@ -8,6 +9,7 @@ use crate::catalog::embedding::{embed_products, Scope};
 use crate::config::{DatabaseSettings, Settings};
 use crate::import::ImportSource;
 use crate::ml::blocking::BlockingEmbedder;
+use crate::recommend::cf::CfConfig;
 use anyhow::Context;
 use clap::Subcommand;
 use online_retail::{
@@ -39,6 +41,12 @@ pub enum EvalCommand {
         /// (scripts/eval_als.py).
         #[arg(long)]
         export_split: Option<PathBuf>,
+        /// Item-item CF: half-life of a purchase's weight, in days.
+        #[arg(long, default_value_t = CfConfig::default().half_life_days)]
+        cf_half_life_days: f32,
+        /// Item-item CF: neighbours kept per item.
+        #[arg(long, default_value_t = CfConfig::default().neighbours_per_item)]
+        cf_neighbours: usize,
         /// Score an outside baseline's lists too: `NAME=FILE`, FILE holding `member<TAB>sku`
         /// lines in rank order. Repeatable.
         #[arg(long = "ranked", value_parser = parse_named_path)]
@@ -97,6 +105,8 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             include_train_items,
             limit_customers,
             export_split,
+            cf_half_life_days,
+            cf_neighbours,
             ranked,
             out,
         } => {
@@ -116,6 +126,20 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
                 eprintln!("split written to {}", dir.display());
             }
             let mut scores = vec![split.score("popularity", &popularity_lists(&split, K), K)];
+            let cutoff_secs = options.cutoff.and_utc().timestamp();
+            let cf_config = CfConfig {
+                half_life_days: cf_half_life_days,
+                neighbours_per_item: cf_neighbours,
+                ..CfConfig::default()
+            };
+            let cf_label = format!(
+                "item-item CF (half-life {cf_half_life_days} d, {cf_neighbours} neighbours)"
+            );
+            scores.push(split.score(
+                &cf_label,
+                &item_cf::cf_lists(&split, cf_config, cutoff_secs, K),
+                K,
+            ));
             for (name, file) in &ranked {
                 let lists = read_ranked_lists(&split, file)?;
                 scores.push(split.score(name, &lists, K));

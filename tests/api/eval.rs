@@ -97,6 +97,8 @@ async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
             include_train_items: false,
             limit_customers: Some(50),
             export_split: Some(split_dir.clone()),
+            cf_half_life_days: 30.0,
+            cf_neighbours: 50,
             ranked: vec![],
             out: Some(out.clone()),
         },
@@ -107,6 +109,10 @@ async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
     let table = std::fs::read_to_string(&out).unwrap();
     assert!(table.contains("50 test customers"), "{table}");
     assert!(table.contains("| popularity | 50 |"), "{table}");
+    assert!(
+        table.contains("| item-item CF (half-life 30 d, 50 neighbours) | 50 |"),
+        "{table}"
+    );
     let members = std::fs::read_to_string(split_dir.join("test_members.tsv")).unwrap();
     assert_eq!(members.lines().count(), 51);
     std::fs::remove_dir_all(split_dir).ok();
