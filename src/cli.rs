@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::bench::BenchCommand,
     },
+    /// Offline evaluation of the recommender on public data (docs/evaluation.md).
+    Eval {
+        #[command(subcommand)]
+        what: crate::eval::EvalCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Bench { what } => crate::bench::run(what, &settings)?,
+        Command::Eval { what } => crate::eval::run(what, &settings).await?,
     }
     Ok(())
 }

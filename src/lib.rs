@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod embeddings;
+pub mod eval;
 pub mod events;
 pub mod http;
 pub mod identity;

@@ -2,6 +2,7 @@
 //! the local stack (scripts/test.sh brings it up and exports its addresses).
 
 mod embeddings;
+mod eval;
 mod event_support;
 mod events;
 mod fake_llm;

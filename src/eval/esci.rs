@@ -1,0 +1,208 @@
+//! Offline evaluation on the Amazon ESCI subset: each judged query is run against the
+//! imported products, and the top 10 is scored by NDCG@10 against the graded judgments.
+//!
+//! Gains: Exact 3, Substitute 2, Complement 1, Irrelevant 0 (the judgment file's
+//! 100/10/1/0 mapped to 3/2/1/0; linear gains, see [`super::metrics::ndcg_at_k`]).
+//! Unjudged products gain 0.
+
+use super::metrics::{ndcg_at_k, Mean};
+use anyhow::Context;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One query and the graded judgments of the products it was judged against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgedQuery {
+    pub text: String,
+    /// Product sku (ASIN) → gain.
+    pub gains: HashMap<String, f64>,
+}
+
+/// The judgment file's rating → our gain.
+fn gain(rating: f64) -> Option<f64> {
+    match rating {
+        r if (r - 100.0).abs() < 1e-6 => Some(3.0),
+        r if (r - 10.0).abs() < 1e-6 => Some(2.0),
+        r if (r - 1.0).abs() < 1e-6 => Some(1.0),
+        r if r.abs() < 1e-6 => Some(0.0),
+        _ => None,
+    }
+}
+
+/// Reads `esci_us_judgments_flat.tsv` (`query<TAB>product_id<TAB>rating`, with a header),
+/// queries in file order.
+pub fn read_judgments(path: &Path) -> anyhow::Result<Vec<JudgedQuery>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut order: Vec<String> = Vec::new();
+    let mut by_query: BTreeMap<String, HashMap<String, f64>> = BTreeMap::new();
+    for (number, line) in text.lines().enumerate().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [query, product, rating] = fields[..] else {
+            anyhow::bail!("{}:{}: expected 3 columns", path.display(), number + 1);
+        };
+        let rating: f64 = rating
+            .trim()
+            .parse()
+            .with_context(|| format!("{}:{}: rating {rating:?}", path.display(), number + 1))?;
+        let gain = gain(rating).with_context(|| {
+            format!(
+                "{}:{}: rating {rating} is not one of 100/10/1/0",
+                path.display(),
+                number + 1
+            )
+        })?;
+        if !by_query.contains_key(query) {
+            order.push(query.to_string());
+        }
+        by_query
+            .entry(query.to_string())
+            .or_default()
+            .insert(product.trim().to_string(), gain);
+    }
+    Ok(order
+        .into_iter()
+        .map(|text| {
+            let gains = by_query.remove(&text).unwrap_or_default();
+            JudgedQuery { text, gains }
+        })
+        .collect())
+}
+
+/// Lexical-only: PostgreSQL full text over title, brand and description, any query word
+/// (the words OR-ed, English stemming), ordered by `ts_rank`.
+pub async fn lexical_top(
+    db: &DatabaseConnection,
+    query: &str,
+    k: usize,
+) -> anyhow::Result<Vec<String>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"
+WITH q AS (
+    SELECT to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) AS q
+)
+SELECT p.sku
+FROM products p, q
+WHERE q.q <> ''::tsquery
+  AND to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' || p.description) @@ q.q
+ORDER BY ts_rank(
+    to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' || p.description), q.q
+) DESC, p.sku
+LIMIT $2"#,
+            [query.into(), (k as i64).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get("", "sku").map_err(Into::into))
+        .collect()
+}
+
+/// Content-only: the products nearest to the query embedding (pgvector cosine distance).
+pub async fn content_top(
+    db: &DatabaseConnection,
+    query_embedding: Vec<f32>,
+    k: usize,
+) -> anyhow::Result<Vec<String>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT sku FROM products WHERE embedding IS NOT NULL \
+             ORDER BY embedding <=> $1 LIMIT $2",
+            [
+                pgvector::Vector::from(query_embedding).into(),
+                (k as i64).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get("", "sku").map_err(Into::into))
+        .collect()
+}
+
+/// Reciprocal rank fusion of ranked lists: Σ 1 / (c + rank), rank from 1.
+pub fn reciprocal_rank_fusion(lists: &[&[String]], c: f64, k: usize) -> Vec<String> {
+    let mut scores: HashMap<&str, f64> = HashMap::new();
+    for list in lists {
+        for (i, sku) in list.iter().enumerate() {
+            *scores.entry(sku.as_str()).or_default() += 1.0 / (c + i as f64 + 1.0);
+        }
+    }
+    let mut fused: Vec<(&str, f64)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    fused
+        .into_iter()
+        .take(k)
+        .map(|(sku, _)| sku.to_string())
+        .collect()
+}
+
+/// Mean NDCG@k of one method over the queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryScore {
+    pub method: String,
+    pub queries: u64,
+    pub ndcg: f64,
+}
+
+/// Scores each method's list per query (lists in query order).
+pub fn score(method: &str, queries: &[JudgedQuery], lists: &[Vec<String>], k: usize) -> QueryScore {
+    let mut ndcg = Mean::default();
+    for (query, list) in queries.iter().zip(lists) {
+        ndcg.add(ndcg_at_k(list, &query.gains, k));
+    }
+    QueryScore {
+        method: method.to_string(),
+        queries: ndcg.count(),
+        ndcg: ndcg.value(),
+    }
+}
+
+pub fn markdown_table(scores: &[QueryScore], k: usize) -> String {
+    let mut out = format!("| Method | Queries | NDCG@{k} |\n|---|---:|---:|\n");
+    for s in scores {
+        let _ = writeln!(out, "| {} | {} | {:.4} |", s.method, s.queries, s.ndcg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::skips::test_support::temp_file;
+
+    #[test]
+    fn judgments_map_ratings_to_gains_and_keep_query_order() {
+        let file = temp_file(
+            "judgments.tsv",
+            "query\tproduct_id\trating\nzebra mug\tB1\t100.000\nzebra mug\tB2\t0.000\n\
+             apple\tB3\t10.000\napple\tB4\t1.000\n",
+        );
+        let queries = read_judgments(file.path()).unwrap();
+        assert_eq!(queries.len(), 2);
+        assert_eq!(queries[0].text, "zebra mug");
+        assert_eq!(queries[0].gains["B1"], 3.0);
+        assert_eq!(queries[0].gains["B2"], 0.0);
+        assert_eq!(queries[1].gains["B3"], 2.0);
+        assert_eq!(queries[1].gains["B4"], 1.0);
+
+        let bad = temp_file("bad.tsv", "query\tproduct_id\trating\nq\tB1\t50\n");
+        let error = format!("{:#}", read_judgments(bad.path()).unwrap_err());
+        assert!(error.contains("not one of 100/10/1/0"), "{error}");
+    }
+
+    #[test]
+    fn fusion_rewards_agreement_between_lists() {
+        let s = |items: &[&str]| items.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        let content = s(&["a", "b", "c"]);
+        let lexical = s(&["c", "d", "a"]);
+        // a: 1/61 + 1/63, c: 1/63 + 1/61 (tie, by sku), b: 1/62, d: 1/62.
+        assert_eq!(
+            reciprocal_rank_fusion(&[&content, &lexical], 60.0, 3),
+            ["a", "c", "b"]
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! `convrec eval` on tiny slices, so the evaluation pipeline cannot silently break.
+
+use crate::helpers::test_settings;
+use convrec::eval::{run, EvalCommand};
+use uuid::Uuid;
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("convrec-eval-{}-{name}", Uuid::new_v4().simple()))
+}
+
+#[actix_web::test]
+async fn esci_eval_scores_every_signal_in_its_own_database_and_drops_it() {
+    let settings = test_settings();
+    let products = temp_path("products.jsonl");
+    std::fs::write(
+        &products,
+        [
+            r#"{"asin": "B1", "title": "Stainless steel kitchen knife set", "description": "Chef knife, bread knife and paring knife", "brand": "Acme", "category": ["Kitchen"], "price": 39.99}"#,
+            r#"{"asin": "B2", "title": "Wooden cutting board", "description": "Large bamboo board for the kitchen", "brand": "Acme", "category": ["Kitchen"], "price": 19.5}"#,
+            r#"{"asin": "B3", "title": "Running shoes for women", "description": "Lightweight trail runners", "brand": "Zoom", "category": ["Shoes"], "price": 89.0}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let judgments = temp_path("judgments.tsv");
+    std::fs::write(
+        &judgments,
+        "query\tproduct_id\trating\nkitchen knife set\tB1\t100.000\n\
+         kitchen knife set\tB2\t1.000\nkitchen knife set\tB3\t0.000\n",
+    )
+    .unwrap();
+    let out = temp_path("results.md");
+    let db_name = format!("test_eval_{}", Uuid::new_v4().simple());
+
+    run(
+        EvalCommand::Esci {
+            products: Some(products.clone()),
+            judgments: Some(judgments.clone()),
+            db_name: db_name.clone(),
+            keep_db: false,
+            limit_queries: None,
+            out: Some(out.clone()),
+        },
+        &settings,
+    )
+    .await
+    .expect("esci evaluation runs");
+
+    let table = std::fs::read_to_string(&out).unwrap();
+    assert!(table.contains("ESCI, 1 queries"), "{table}");
+    for method in ["content only", "lexical only", "content + lexical"] {
+        let row = table
+            .lines()
+            .find(|line| line.contains(method))
+            .unwrap_or_else(|| panic!("no {method} row in {table}"));
+        // The exact match is ranked first by every signal on this catalog.
+        let ndcg: f64 = row.rsplit('|').nth(1).unwrap().trim().parse().unwrap();
+        assert!(ndcg > 0.9, "{row}");
+    }
+
+    let admin = sea_orm::Database::connect(
+        secrecy::ExposeSecret::expose_secret(&settings.database.admin_url).to_string(),
+    )
+    .await
+    .unwrap();
+    let left = sea_orm::ConnectionTrait::query_one_raw(
+        &admin,
+        sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [db_name.into()],
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(left.is_none(), "the evaluation database was not dropped");
+    for path in [products, judgments, out] {
+        std::fs::remove_file(path).ok();
+    }
+}
+
+#[actix_web::test]
+async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
+    let Some(data) = std::env::var_os("CONVREC_SHARED_DATA") else {
+        return;
+    };
+    let ledger = std::path::Path::new(&data).join("online_retail/online_retail.csv");
+    if !ledger.exists() {
+        return;
+    }
+    let split_dir = temp_path("split");
+    let out = temp_path("results.md");
+    run(
+        EvalCommand::OnlineRetail {
+            path: Some(ledger),
+            cutoff: chrono::NaiveDate::from_ymd_opt(2011, 11, 1).unwrap(),
+            include_train_items: false,
+            limit_customers: Some(50),
+            export_split: Some(split_dir.clone()),
+            cf_half_life_days: 30.0,
+            cf_neighbours: 50,
+            ranked: vec![],
+            out: Some(out.clone()),
+        },
+        &test_settings(),
+    )
+    .await
+    .expect("online retail evaluation runs");
+    let table = std::fs::read_to_string(&out).unwrap();
+    assert!(table.contains("50 test customers"), "{table}");
+    assert!(table.contains("| popularity | 50 |"), "{table}");
+    assert!(
+        table.contains("| item-item CF (half-life 30 d, 50 neighbours) | 50 |"),
+        "{table}"
+    );
+    let members = std::fs::read_to_string(split_dir.join("test_members.tsv")).unwrap();
+    assert_eq!(members.lines().count(), 51);
+    std::fs::remove_dir_all(split_dir).ok();
+    std::fs::remove_file(out).ok();
+}
