@@ -110,6 +110,21 @@ fn start_monitor(
     .start())
 }
 
+/// The chat's session registry and metrics. The message pipeline needs the intent analyser,
+/// recommender and reply writer; until those are part of the application it stays off and
+/// sending a message answers `unavailable`.
+fn start_chat(metrics: &Metrics) -> crate::chat::ChatState {
+    let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
+    let sessions =
+        crate::actors::session_registry::SessionRegistry::new(chat_metrics.sessions_active.clone())
+            .start();
+    crate::chat::ChatState {
+        pipeline: None,
+        sessions,
+        metrics: chat_metrics,
+    }
+}
+
 impl Application {
     /// Loads the model, connects, migrates (if configured) and binds; the server runs once
     /// awaited.
@@ -153,6 +168,7 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
+        let metrics_for_chat = metrics.clone();
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -161,6 +177,7 @@ impl Application {
             redis,
             embeddings,
             tokens: MemberTokens::new(&settings.security),
+            chat: start_chat(&metrics_for_chat),
         });
         let max_body = settings.server.max_body_bytes;
         let app_state = state.clone();

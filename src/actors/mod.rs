@@ -1,6 +1,7 @@
 //! Long-lived workers, one actor per file with its messages beside it.
 
 pub mod analytics;
+pub mod chat_session;
 pub mod dependency_monitor;
 pub mod embedding;
 pub mod embedding_batcher;
@@ -9,3 +10,4 @@ pub mod kafka_egress;
 pub mod kafka_ingress;
 pub mod outbox_dispatcher;
 pub mod recommendation_cache;
+pub mod session_registry;

@@ -1,14 +1,17 @@
 //! The HTTP surface: one module per resource, each with a `configure()` that mounts it.
 
 pub mod auth;
+pub mod conversations;
 pub mod demo;
 pub mod embeddings;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod page;
 pub mod products;
 pub mod trending;
+pub mod ws;
 
 use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
 use crate::config::Settings;
@@ -29,6 +32,7 @@ pub struct AppState {
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
     pub tokens: MemberTokens,
+    pub chat: crate::chat::ChatState,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -48,6 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(events::configure)
     .configure(trending::configure)
     .configure(demo::configure)
+    .configure(conversations::configure)
+    .configure(ws::configure)
+    .configure(page::configure)
     .default_service(web::to(error::not_found));
 }
 
