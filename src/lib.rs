@@ -1,6 +1,7 @@
 //! convrec: a conversational, hybrid product-recommendation service built as an actor system.
 
 pub mod actors;
+pub mod analysis;
 pub mod app;
 pub mod bench;
 pub mod cache;
@@ -18,4 +19,5 @@ pub mod intent;
 pub mod metrics;
 pub mod ml;
 pub mod recommend;
+pub mod search;
 pub mod telemetry;

@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod page;
 pub mod products;
+pub mod search;
 pub mod trending;
 pub mod ws;
 
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(events::configure)
     .configure(trending::configure)
     .configure(demo::configure)
+    .configure(search::configure)
     .configure(conversations::configure)
     .configure(ws::configure)
     .configure(page::configure)
