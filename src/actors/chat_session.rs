@@ -326,7 +326,7 @@ impl Turn {
             client_id: queued.client_id,
             text: reply.message.text,
             products: reply.products,
-            intent: reply.intent,
+            intent: Box::new(reply.intent),
         }));
         Ok(conversation)
     }

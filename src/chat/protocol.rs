@@ -50,7 +50,8 @@ pub enum ServerFrame {
         client_id: Option<String>,
         text: String,
         products: Vec<RecommendedProduct>,
-        intent: AnalyzedIntent,
+        /// Boxed: the largest variant by far.
+        intent: Box<AnalyzedIntent>,
     },
     /// A conversation's latest messages, oldest first.
     History {
