@@ -7,6 +7,7 @@ mod conversations;
 mod embeddings;
 mod event_support;
 mod events;
+mod hardening;
 mod health;
 mod helpers;
 mod import;
