@@ -214,12 +214,39 @@ impl Application {
         );
 
         let search = start_search(&settings, &db, &embeddings, &metrics).await?;
+        let reco = &settings.recommender;
+        let cf_model = crate::recommend::engine::load_cf(
+            &db,
+            crate::recommend::cf::CfConfig {
+                half_life_days: reco.cf_half_life_days,
+                neighbours_per_item: reco.cf_neighbours_per_item,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| StartupError::Database(crate::db::DbSetupError::Connect(e)))?;
+        let cf = std::sync::Arc::new(std::sync::RwLock::new(cf_model));
+        let recommender = crate::actors::recommender::Recommender::start(
+            crate::recommend::engine::HybridEngine {
+                db: db.clone(),
+                redis: redis.clone(),
+                embeddings: embeddings.clone(),
+                keys: crate::actors::analytics::AnalyticsKeys::new(&settings.redis.key_prefix),
+                settings: reco.clone(),
+                cf: cf.clone(),
+            },
+            &settings.redis.key_prefix,
+            crate::actors::recommender::RecommenderMetrics::register(&metrics.registry)
+                .expect("recommender metrics registered once"),
+        );
+
         let events = crate::events::start(
             &settings,
             &db,
             redis_pool(&settings.redis)?,
             &metrics.registry,
             search.indexer.clone().recipient(),
+            Some(cf),
         )
         .await
         .map_err(StartupError::Kafka)?;
@@ -241,6 +268,7 @@ impl Application {
             redis,
             embeddings,
             tokens: MemberTokens::new(&settings.security),
+            recommender,
             chat: start_chat(&metrics_for_chat),
         });
         let max_body = settings.server.max_body_bytes;

@@ -20,6 +20,7 @@ pub struct Settings {
     pub events: EventsSettings,
     pub chat: ChatSettings,
     pub rate_limit: RateLimitSettings,
+    pub recommender: RecommenderSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +235,42 @@ pub struct ChatSettings {
     pub max_page_size: u64,
 }
 
+/// The hybrid recommender (docs/recommendations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommenderSettings {
+    /// Weight of the content signal (query embedding similarity).
+    pub weight_content: f32,
+    /// Weight of the collaborative signal (item-item CF; popularity at cold start).
+    pub weight_cf: f32,
+    /// Weight of the intent signal (soft preferences matched).
+    pub weight_intent: f32,
+    /// Recommender actors; each computes one uncached list at a time.
+    pub pool_size: usize,
+    /// Most requests waiting for or in the pool; more are refused as overloaded (429).
+    pub queue_capacity: usize,
+    /// Lifetime of a member's cached lists (`rec:user:{id}`).
+    pub cache_ttl_secs: u64,
+    /// Lifetime of a cached similar-products list (`rec:similar:{id}`).
+    pub similar_cache_ttl_secs: u64,
+    /// Longest a Redis call may take before the request goes on without it.
+    pub cache_timeout_ms: u64,
+    /// HNSW neighbours of the query fetched as candidates.
+    pub content_candidates: usize,
+    /// CF neighbours of the member's items fetched as candidates.
+    pub cf_candidates: usize,
+    /// Popular/trending products fetched as candidates.
+    pub popular_candidates: usize,
+    /// Seconds between CF similarity rebuilds.
+    pub cf_rebuild_interval_secs: u64,
+    /// Half-life of an interaction's weight in CF, in days.
+    pub cf_half_life_days: f32,
+    /// Neighbours kept per item in CF.
+    pub cf_neighbours_per_item: usize,
+    /// MMR trade-off: 1 ranks by score only, lower values favour variety.
+    pub diversity_lambda: f32,
+}
+
 /// The defaults, written as the TOML a user would write. Kept in one place so
 /// docs/configuration.md can be checked against it.
 pub const DEFAULTS: &str = r#"
@@ -327,6 +364,22 @@ per_member_per_minute = 120
 per_member_burst = 30
 per_ip_per_minute = 1200
 per_ip_burst = 300
+[recommender]
+weight_content = 0.3
+weight_cf = 0.3
+weight_intent = 0.4
+pool_size = 4
+queue_capacity = 256
+cache_ttl_secs = 300
+similar_cache_ttl_secs = 3600
+cache_timeout_ms = 50
+content_candidates = 100
+cf_candidates = 100
+popular_candidates = 50
+cf_rebuild_interval_secs = 300
+cf_half_life_days = 30.0
+cf_neighbours_per_item = 50
+diversity_lambda = 0.7
 "#;
 
 #[derive(Debug, thiserror::Error)]

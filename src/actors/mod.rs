@@ -10,5 +10,6 @@ pub mod kafka_egress;
 pub mod kafka_ingress;
 pub mod outbox_dispatcher;
 pub mod recommendation_cache;
+pub mod recommender;
 pub mod search_indexer;
 pub mod session_registry;

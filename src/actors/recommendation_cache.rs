@@ -1,14 +1,19 @@
 //! `RecommendationCache`: the owner of the `recommendation` consumer group. A member's
 //! behaviour makes their cached recommendations stale, so it deletes `rec:user:{id}`
-//! (idempotent by nature; precomputing lands with the recommender).
+//! (idempotent by nature) and feeds views, cart adds and orders into the in-memory CF model,
+//! so a member's history is current at once (similarities follow at the next rebuild).
 
 use crate::actors::dependency_monitor::RedisPool;
 use crate::events::apply::{ApplyError, ApplyEvent};
+use crate::events::envelope::EventType;
+use crate::recommend::cf::InteractionKind;
+use crate::recommend::engine::SharedCf;
 use actix::prelude::*;
 
 pub struct RecommendationCache {
     redis: RedisPool,
     key_prefix: String,
+    cf: Option<SharedCf>,
 }
 
 impl RecommendationCache {
@@ -16,7 +21,14 @@ impl RecommendationCache {
         Self {
             redis,
             key_prefix: key_prefix.to_string(),
+            cf: None,
         }
+    }
+
+    /// Also feeds the recommender's CF model.
+    pub fn with_cf(mut self, cf: SharedCf) -> Self {
+        self.cf = Some(cf);
+        self
     }
 }
 
@@ -30,6 +42,20 @@ impl Handler<ApplyEvent> for RecommendationCache {
     fn handle(&mut self, msg: ApplyEvent, _: &mut Self::Context) -> Self::Result {
         let redis = self.redis.clone();
         let key = format!("{}rec:user:{}", self.key_prefix, msg.event.member_id);
+        if let (Some(cf), Some(Ok(payload))) = (&self.cf, msg.event.interaction()) {
+            let kind = match msg.event.event_type {
+                EventType::CartAdded => InteractionKind::Cart,
+                EventType::OrderCompleted => InteractionKind::Order,
+                _ => InteractionKind::View,
+            };
+            cf.write().expect("CF lock not poisoned").observe(
+                &msg.event.member_id,
+                payload.product_id,
+                kind,
+                payload.quantity,
+                msg.event.occurred_at.timestamp(),
+            );
+        }
         Box::pin(async move {
             let mut conn = redis
                 .get()

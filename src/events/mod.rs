@@ -51,6 +51,7 @@ pub async fn start(
     redis: RedisPool,
     registry: &prometheus::Registry,
     es_sync: Recipient<ApplyEvent>,
+    cf: Option<crate::recommend::engine::SharedCf>,
 ) -> Result<Events, KafkaError> {
     let metrics = EventMetrics::register(registry).expect("event metrics registered once");
     let keys = AnalyticsKeys::new(&settings.redis.key_prefix);
@@ -117,7 +118,11 @@ pub async fn start(
         Duration::from_secs(events.outbox_retention_hours.max(1) * 3600),
     )
     .start();
-    let recommendation = RecommendationCache::new(redis, &settings.redis.key_prefix).start();
+    let mut recommendation = RecommendationCache::new(redis, &settings.redis.key_prefix);
+    if let Some(cf) = cf {
+        recommendation = recommendation.with_cf(cf);
+    }
+    let recommendation = recommendation.start();
     let sink = EventSink.start();
     let mut ingress = Vec::new();
     for group in ConsumerGroup::ALL {

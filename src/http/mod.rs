@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod page;
 pub mod products;
 pub mod rate_limit;
+pub mod recommendations;
 pub mod search;
 pub mod trending;
 pub mod ws;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
     pub tokens: MemberTokens,
+    /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
+    pub recommender: crate::actors::recommender::Recommender,
     pub chat: crate::chat::ChatState,
 }
 
@@ -55,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(trending::configure)
     .configure(demo::configure)
     .configure(search::configure)
+    .configure(recommendations::configure)
     .configure(conversations::configure)
     .configure(ws::configure)
     .configure(page::configure)

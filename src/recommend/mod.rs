@@ -1,6 +1,10 @@
 //! The narrow interface between whoever needs recommendations (the chat pipeline, the REST
 //! API) and the hybrid recommender that computes them.
 
+pub mod cf;
+pub mod engine;
+pub mod scoring;
+
 use crate::intent::ShoppingIntent;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};

@@ -14,4 +14,5 @@ mod import;
 mod model_parity;
 mod product_embeddings;
 mod products;
+mod recommendations;
 mod search;

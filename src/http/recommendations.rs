@@ -1,0 +1,229 @@
+//! `GET /api/recommendations/{memberId}?q=&limit=&category=&max_price=` (a member reads only
+//! their own list, the shop's service token any) and `GET /api/products/{id}/similar?limit=`
+//! (public), served by the hybrid recommender.
+
+use crate::http::auth::{require_access, AuthError};
+use crate::http::error::error_response;
+use crate::http::AppState;
+use crate::identity::{Caller, MAX_MEMBER_ID_LEN};
+use crate::intent::{PriceRange, ShoppingIntent};
+use crate::recommend::{ProductRanker, RecommendError, RecommendRequest};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 50;
+/// Longest `q`, in characters.
+pub const MAX_QUERY_CHARS: usize = 500;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/api/recommendations/{member_id}",
+        web::get().to(recommendations),
+    )
+    .route("/api/products/{id}/similar", web::get().to(similar));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendationsQuery {
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+    /// A category path or top level (`outdoor`, `outdoor/jackets`).
+    pub category: Option<String>,
+    /// Highest price, in minor units of the shop's currency (won).
+    pub max_price: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarQuery {
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendationsError {
+    #[error("{0}")]
+    BadQuery(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("no product with id {0}")]
+    UnknownProduct(Uuid),
+    #[error(transparent)]
+    Recommend(#[from] RecommendError),
+}
+
+impl ResponseError for RecommendationsError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadQuery(_) | Self::Recommend(RecommendError::Invalid(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Auth(e) => e.status_code(),
+            Self::UnknownProduct(_) => StatusCode::NOT_FOUND,
+            Self::Recommend(RecommendError::Overloaded) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Recommend(RecommendError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            Self::BadQuery(_) | Self::Recommend(RecommendError::Invalid(_)) => "invalid_query",
+            Self::Auth(e) => return e.error_response(),
+            Self::UnknownProduct(_) => "not_found",
+            Self::Recommend(RecommendError::Overloaded) => "overloaded",
+            Self::Recommend(RecommendError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "recommender unavailable");
+                "unavailable"
+            }
+        };
+        error_response(self.status_code(), code, self.to_string(), vec![])
+    }
+}
+
+fn limit(requested: Option<usize>) -> Result<usize, RecommendationsError> {
+    match requested.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(RecommendationsError::BadQuery(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// The request the query string describes, checked.
+fn request_for(
+    member_id: &str,
+    query: RecommendationsQuery,
+) -> Result<RecommendRequest, RecommendationsError> {
+    let limit = limit(query.limit)?;
+    let q = query
+        .q
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
+    if q.as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS)
+    {
+        return Err(RecommendationsError::BadQuery(format!(
+            "q must be at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let mut intent = ShoppingIntent::empty();
+    if let Some(category) = query.category {
+        let category = category.trim().trim_matches('/').to_lowercase();
+        if category.is_empty() {
+            return Err(RecommendationsError::BadQuery(
+                "category must not be empty".into(),
+            ));
+        }
+        intent.categories.push(category);
+    }
+    if let Some(max) = query.max_price {
+        intent.price_range = Some(PriceRange {
+            min_minor: None,
+            max_minor: Some(max),
+        });
+    }
+    intent
+        .validate()
+        .map_err(|e| RecommendationsError::BadQuery(e.0))?;
+    Ok(RecommendRequest {
+        member_id: Some(member_id.to_string()),
+        query_text: q,
+        query_embedding: None,
+        intent,
+        limit,
+        exclude: Vec::new(),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(member = %path))]
+async fn recommendations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<RecommendationsQuery>,
+) -> Result<HttpResponse, RecommendationsError> {
+    let member_id = path.into_inner();
+    if member_id.is_empty() || member_id.chars().count() > MAX_MEMBER_ID_LEN {
+        return Err(RecommendationsError::BadQuery(format!(
+            "member id must be 1 to {MAX_MEMBER_ID_LEN} characters"
+        )));
+    }
+    require_access(&caller, &member_id)?;
+    let request = request_for(&member_id, query.into_inner())?;
+    let items = state.recommender.recommend(request).await?;
+    Ok(HttpResponse::Ok().json(json!({ "member_id": member_id, "items": items })))
+}
+
+async fn similar(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    query: web::Query<SimilarQuery>,
+) -> Result<HttpResponse, RecommendationsError> {
+    let product_id = path.into_inner();
+    let limit = limit(query.limit)?;
+    match state.recommender.similar(product_id, limit).await? {
+        Some(items) => {
+            Ok(HttpResponse::Ok().json(json!({ "product_id": product_id, "items": items })))
+        }
+        None => Err(RecommendationsError::UnknownProduct(product_id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> RecommendationsQuery {
+        RecommendationsQuery {
+            q: None,
+            limit: None,
+            category: None,
+            max_price: None,
+        }
+    }
+
+    #[test]
+    fn the_query_string_becomes_hard_constraints() {
+        let request = request_for(
+            "m-1",
+            RecommendationsQuery {
+                q: Some(" waterproof jacket ".into()),
+                limit: Some(5),
+                category: Some("/Outdoor/".into()),
+                max_price: Some(100_000),
+            },
+        )
+        .unwrap();
+        assert_eq!(request.limit, 5);
+        assert_eq!(request.query_text.as_deref(), Some("waterproof jacket"));
+        assert_eq!(request.intent.categories, vec!["outdoor"]);
+        assert_eq!(request.intent.price_range.unwrap().max_minor, Some(100_000));
+    }
+
+    #[test]
+    fn bad_limits_and_prices_are_refused() {
+        for bad in [0, MAX_LIMIT + 1] {
+            let err = request_for(
+                "m",
+                RecommendationsQuery {
+                    limit: Some(bad),
+                    ..query()
+                },
+            );
+            assert!(matches!(err, Err(RecommendationsError::BadQuery(_))));
+        }
+        let negative = request_for(
+            "m",
+            RecommendationsQuery {
+                max_price: Some(-1),
+                ..query()
+            },
+        );
+        assert!(matches!(negative, Err(RecommendationsError::BadQuery(_))));
+        assert_eq!(request_for("m", query()).unwrap().limit, DEFAULT_LIMIT);
+    }
+}

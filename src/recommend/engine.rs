@@ -1,0 +1,476 @@
+//! The I/O half of the hybrid recommender: gathers candidates (pgvector HNSW neighbours of
+//! the query embedding, CF neighbours of the member's items, popular/trending products from
+//! the analytics ZSets or, with Redis away, from `interactions`), loads them, filters, scores
+//! (see `scoring`), diversifies and explains.
+
+use crate::actors::analytics::{top_products, AnalyticsKeys};
+use crate::actors::dependency_monitor::RedisPool;
+use crate::config::RecommenderSettings;
+use crate::db::entities::product;
+use crate::embeddings::EmbeddingService;
+use crate::intent::ShoppingIntent;
+use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::recommend::scoring::{self, Candidate, Weights};
+use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Statement,
+    TransactionTrait, Value as DbValue,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The in-memory CF model, shared by the recommender pool and the `recommendation` group.
+pub type SharedCf = Arc<RwLock<ItemItemModel>>;
+
+/// Member items fed to CF (most recent strengths first).
+const HISTORY_ITEMS: usize = 20;
+
+/// Builds the CF model from every row of `interactions`.
+pub async fn load_cf(db: &DatabaseConnection, config: CfConfig) -> Result<ItemItemModel, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT member_id, product_id, kind, quantity, \
+             extract(epoch FROM occurred_at)::bigint AS at FROM interactions",
+        ))
+        .await?;
+    let mut model = ItemItemModel::new(config);
+    for row in rows {
+        let member: String = row.try_get("", "member_id")?;
+        let item: Uuid = row.try_get("", "product_id")?;
+        let kind: String = row.try_get("", "kind")?;
+        let quantity: i32 = row.try_get("", "quantity")?;
+        let at: i64 = row.try_get("", "at")?;
+        if let Some(kind) = InteractionKind::parse(&kind) {
+            model.observe(&member, item, kind, quantity, at);
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    Ok(tokio::task::spawn_blocking(move || {
+        model.rebuild(now);
+        model
+    })
+    .await
+    .expect("CF rebuild does not panic"))
+}
+
+#[derive(Clone)]
+pub struct HybridEngine {
+    pub db: DatabaseConnection,
+    pub redis: RedisPool,
+    pub embeddings: EmbeddingService,
+    pub keys: AnalyticsKeys,
+    pub settings: RecommenderSettings,
+    pub cf: SharedCf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> RecommendError {
+    RecommendError::Unavailable(e.to_string())
+}
+
+impl HybridEngine {
+    fn weights(&self) -> Weights {
+        Weights {
+            content: self.settings.weight_content,
+            collaborative: self.settings.weight_cf,
+            intent: self.settings.weight_intent,
+        }
+    }
+
+    fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.cache_timeout_ms.max(1))
+    }
+
+    #[tracing::instrument(skip_all, fields(member = ?request.member_id))]
+    pub async fn recommend(
+        &self,
+        request: RecommendRequest,
+    ) -> Result<Vec<RecommendedProduct>, RecommendError> {
+        let limit = request.limit.clamp(1, 100);
+        let history: Vec<(Uuid, f32)> = match &request.member_id {
+            Some(member) => {
+                let model = self.cf.read().expect("CF lock not poisoned");
+                let mut history = model.member_history(member);
+                history.truncate(HISTORY_ITEMS);
+                history
+            }
+            None => Vec::new(),
+        };
+        let history_ids: Vec<Uuid> = history.iter().map(|(id, _)| *id).collect();
+        let profile = self.profile_from_history(&history_ids).await?;
+
+        // The content query: the caller's embedding, their words, or the member's taste.
+        let query_text = request
+            .query_text
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| {
+                (!request.intent.keywords.is_empty()).then(|| request.intent.keywords.join(" "))
+            });
+        let query_embedding = match (&request.query_embedding, &query_text) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(text)) => match self.embeddings.embed(vec![text.clone()]).await {
+                Ok(mut embedded) => embedded.vectors.pop(),
+                Err(error) => {
+                    tracing::warn!(%error, "query not embedded; the content signal is left out");
+                    None
+                }
+            },
+            (None, None) => self.centroid(&history_ids).await?,
+        };
+
+        let mut seen: Vec<Uuid> = request.exclude.clone();
+        seen.extend(&history_ids);
+        let mut content: HashMap<Uuid, f32> = HashMap::new();
+        if let Some(vector) = &query_embedding {
+            content = self
+                .nearest(vector, self.settings.content_candidates)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        let cf_scores: HashMap<Uuid, f32> = {
+            let model = self.cf.read().expect("CF lock not poisoned");
+            model
+                .recommend_for_history(&history, self.settings.cf_candidates)
+                .into_iter()
+                .collect()
+        };
+        let popular_category = request
+            .intent
+            .categories
+            .first()
+            .or(profile.categories.first())
+            .cloned();
+        let popular: HashMap<Uuid, f32> = self
+            .popular(
+                popular_category.as_deref(),
+                self.settings.popular_candidates,
+            )
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut ids = scoring::fresh(
+            content
+                .keys()
+                .chain(cf_scores.keys())
+                .chain(popular.keys())
+                .copied(),
+            &mut seen,
+        );
+        // A new shop (no embeddings, no interactions yet) still gets a list: the catalog's
+        // best-stocked products within the hard constraints fill up to the candidate count.
+        if ids.len() < limit * 2 {
+            let fill = self.catalog_fill(&request.intent, limit * 4).await?;
+            ids.extend(scoring::fresh(fill, &mut seen));
+        }
+        let products = product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let titles = self.titles(&history_ids).await?;
+        let candidates: Vec<Candidate> = {
+            let model = self.cf.read().expect("CF lock not poisoned");
+            products
+                .into_iter()
+                .filter(|p| scoring::passes_filters(&request.intent, p))
+                .map(|p| {
+                    let (intent, matched) = scoring::intent_match(&request.intent, &profile, &p);
+                    let bought_with = history
+                        .iter()
+                        .map(|(h, w)| (h, w * model.similarity(*h, p.id)))
+                        .filter(|(_, s)| *s > 0.0)
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                        .and_then(|(h, _)| titles.get(h).cloned());
+                    Candidate {
+                        content: content.get(&p.id).copied().unwrap_or(0.0),
+                        collaborative: cf_scores.get(&p.id).copied().unwrap_or(0.0),
+                        popularity: popular.get(&p.id).copied().unwrap_or(0.0),
+                        bought_with,
+                        matched,
+                        intent,
+                        product: p,
+                    }
+                })
+                .collect()
+        };
+        let scores = scoring::score(&candidates, self.weights(), !history.is_empty());
+        let picked =
+            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        Ok(picked
+            .into_iter()
+            .map(|i| {
+                let (explanation, reasons) = scoring::explain(
+                    &candidates[i],
+                    &scores[i],
+                    &request.intent,
+                    query_text.is_some(),
+                    popular_category.as_deref(),
+                );
+                scoring::to_recommended(&candidates[i], scores[i], explanation, reasons)
+            })
+            .collect())
+    }
+
+    /// Products like `product_id`: its embedding neighbours and CF neighbours, scored with
+    /// the same machinery (same category counts as the intent match). `None`: no such product.
+    pub async fn similar(
+        &self,
+        product_id: Uuid,
+        limit: usize,
+    ) -> Result<Option<Vec<RecommendedProduct>>, RecommendError> {
+        let Some(anchor) = product::Entity::find_by_id(product_id)
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let mut content = HashMap::new();
+        if let Some(vector) = &anchor.embedding {
+            content = self
+                .nearest(&vector.to_vec(), self.settings.content_candidates)
+                .await?
+                .into_iter()
+                .collect::<HashMap<_, _>>();
+        }
+        let cf_scores: HashMap<Uuid, f32> = {
+            let model = self.cf.read().expect("CF lock not poisoned");
+            model
+                .similar(product_id, self.settings.cf_candidates)
+                .into_iter()
+                .collect()
+        };
+        let mut seen = vec![product_id];
+        let ids = scoring::fresh(content.keys().chain(cf_scores.keys()).copied(), &mut seen);
+        let products = product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let wanted = ShoppingIntent {
+            categories: vec![anchor.category.clone()],
+            ..ShoppingIntent::empty()
+        };
+        let any = ShoppingIntent::empty();
+        let candidates: Vec<Candidate> = products
+            .into_iter()
+            .filter(|p| scoring::passes_filters(&any, p))
+            .map(|p| {
+                let (intent, _) = scoring::intent_match(&wanted, &any, &p);
+                let collaborative = cf_scores.get(&p.id).copied().unwrap_or(0.0);
+                Candidate {
+                    content: content.get(&p.id).copied().unwrap_or(0.0),
+                    collaborative,
+                    popularity: 0.0,
+                    bought_with: (collaborative > 0.0).then(|| anchor.title.clone()),
+                    matched: if intent > 0.0 {
+                        vec![format!("also in {}", anchor.category)]
+                    } else {
+                        Vec::new()
+                    },
+                    intent,
+                    product: p,
+                }
+            })
+            .collect();
+        let scores = scoring::score(&candidates, self.weights(), true);
+        let picked =
+            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        Ok(Some(
+            picked
+                .into_iter()
+                .map(|i| {
+                    let (explanation, reasons) =
+                        scoring::explain(&candidates[i], &scores[i], &any, false, None);
+                    scoring::to_recommended(&candidates[i], scores[i], explanation, reasons)
+                })
+                .collect(),
+        ))
+    }
+
+    /// The member's taste as soft preferences: the categories of their strongest items.
+    async fn profile_from_history(&self, items: &[Uuid]) -> Result<ShoppingIntent, RecommendError> {
+        let mut profile = ShoppingIntent::empty();
+        if items.is_empty() {
+            return Ok(profile);
+        }
+        let rows = product::Entity::find()
+            .filter(product::Column::Id.is_in(items.to_vec()))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for row in rows {
+            let top = row
+                .category
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *counts.entry(top).or_default() += 1;
+        }
+        let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        profile.categories = ranked.into_iter().take(2).map(|(c, _)| c).collect();
+        Ok(profile)
+    }
+
+    async fn titles(&self, items: &[Uuid]) -> Result<HashMap<Uuid, String>, RecommendError> {
+        if items.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(product::Entity::find()
+            .filter(product::Column::Id.is_in(items.to_vec()))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|p| (p.id, p.title))
+            .collect())
+    }
+
+    /// The mean embedding of the member's items (pgvector's `avg`), for a query-less request.
+    async fn centroid(&self, items: &[Uuid]) -> Result<Option<Vec<f32>>, RecommendError> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT avg(embedding) AS centroid FROM products WHERE id = ANY($1) AND embedding IS NOT NULL",
+                [DbValue::from(items.to_vec())],
+            ))
+            .await
+            .map_err(unavailable)?;
+        let centroid: Option<pgvector::Vector> = match row {
+            Some(row) => row.try_get("", "centroid").map_err(unavailable)?,
+            None => None,
+        };
+        Ok(centroid.map(|v| {
+            let v = v.to_vec();
+            let norm = v
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::EPSILON);
+            v.into_iter().map(|x| x / norm).collect()
+        }))
+    }
+
+    /// HNSW cosine neighbours with their similarity; `ef_search` is raised to the candidate
+    /// count so the index returns that many.
+    async fn nearest(
+        &self,
+        vector: &[f32],
+        count: usize,
+    ) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        txn.execute_unprepared(&format!(
+            "SET LOCAL hnsw.ef_search = {}",
+            count.clamp(40, 1000)
+        ))
+        .await
+        .map_err(unavailable)?;
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                "SELECT id, (1 - (embedding <=> $1))::real AS similarity FROM products \
+                 WHERE embedding IS NOT NULL ORDER BY embedding <=> $1 LIMIT $2",
+                [
+                    DbValue::from(pgvector::Vector::from(vector.to_vec())),
+                    DbValue::from(count as i64),
+                ],
+            ))
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "similarity")?)))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+
+    /// In-stock products within the price and category constraints, best stocked first.
+    async fn catalog_fill(
+        &self,
+        intent: &ShoppingIntent,
+        count: usize,
+    ) -> Result<Vec<Uuid>, RecommendError> {
+        let (min, max) = intent
+            .price_range
+            .map_or((None, None), |r| (r.min_minor, r.max_minor));
+        let category = intent.categories.first().cloned();
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT id FROM products WHERE stock > 0 \
+                 AND ($1::text IS NULL OR category = $1 OR category LIKE $1 || '/%') \
+                 AND ($2::bigint IS NULL OR price_minor >= $2) \
+                 AND ($3::bigint IS NULL OR price_minor <= $3) \
+                 ORDER BY stock DESC, id LIMIT $4",
+                [
+                    DbValue::from(category),
+                    DbValue::from(min),
+                    DbValue::from(max),
+                    DbValue::from(count as i64),
+                ],
+            ))
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| r.try_get("", "id"))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+
+    /// Popular in `category` (or trending overall) from the analytics ZSets; from
+    /// `interactions` counts when Redis does not answer in time.
+    async fn popular(
+        &self,
+        category: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+        let key = match category {
+            Some(c) => self.keys.popular(c),
+            None => self.keys.trending(),
+        };
+        match tokio::time::timeout(self.redis_timeout(), top_products(&self.redis, &key, count))
+            .await
+        {
+            Ok(Ok(top)) if !top.is_empty() => {
+                return Ok(top.into_iter().map(|(id, s)| (id, s as f32)).collect())
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "popular from the database"),
+            Err(_) => tracing::debug!("Redis too slow; popular from the database"),
+        }
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT i.product_id, sum(CASE i.kind WHEN 'order' THEN 5 * i.quantity \
+                 WHEN 'cart' THEN 3 ELSE 1 END)::real AS score \
+                 FROM interactions i JOIN products p ON p.id = i.product_id \
+                 WHERE $1::text IS NULL OR p.category = $1 OR p.category LIKE $1 || '/%' \
+                 GROUP BY i.product_id ORDER BY score DESC LIMIT $2",
+                [
+                    DbValue::from(category.map(str::to_string)),
+                    DbValue::from(count as i64),
+                ],
+            ))
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("", "product_id")?, r.try_get("", "score")?)))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+}
