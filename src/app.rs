@@ -114,16 +114,42 @@ fn start_monitor(
     .start())
 }
 
-/// The chat's session registry and metrics. The message pipeline needs the intent analyser,
-/// recommender and reply writer; until those are part of the application it stays off and
-/// sending a message answers `unavailable`.
-fn start_chat(metrics: &Metrics) -> crate::chat::ChatState {
+/// KRW per USD for "under $100" in the local analyser, until `llm.usd_krw_rate` (the LLM
+/// client's settings) lands with the analyser in the application state.
+const CHAT_USD_KRW_RATE: f64 = 1400.0;
+
+/// The chat: its metrics, the session registry and the message pipeline over the local
+/// intent analyser, the hybrid recommender and the template reply writer.
+async fn start_chat(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    embeddings: &EmbeddingService,
+    recommender: &crate::actors::recommender::Recommender,
+    metrics: &Metrics,
+) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
     let sessions =
         crate::actors::session_registry::SessionRegistry::new(chat_metrics.sessions_active.clone())
             .start();
+    let analyzer = match crate::analysis::FallbackAnalyzer::load(db, CHAT_USD_KRW_RATE).await {
+        Ok(analyzer) => analyzer,
+        Err(error) => {
+            // Brands only sharpen the analysis; the chat works without them.
+            tracing::warn!(%error, "could not load the catalog's brands for the intent analyser");
+            crate::analysis::FallbackAnalyzer::new(Vec::new(), CHAT_USD_KRW_RATE)
+        }
+    };
+    let pipeline = crate::chat::ChatPipeline::new(
+        db.clone(),
+        embeddings.clone(),
+        Arc::new(analyzer),
+        Arc::new(recommender.clone()),
+        Arc::new(crate::analysis::TemplateReplyWriter::default()),
+        settings.chat.clone(),
+        chat_metrics.clone(),
+    );
     crate::chat::ChatState {
-        pipeline: None,
+        pipeline: Some(Arc::new(pipeline)),
         sessions,
         metrics: chat_metrics,
     }
@@ -259,7 +285,7 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let metrics_for_chat = metrics.clone();
+        let chat = start_chat(&settings, &db, &embeddings, &recommender, &metrics).await;
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -269,7 +295,7 @@ impl Application {
             embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
-            chat: start_chat(&metrics_for_chat),
+            chat,
         });
         let max_body = settings.server.max_body_bytes;
         let limiter = web::Data::new(http::rate_limit::RateLimiter::new(&settings.rate_limit));

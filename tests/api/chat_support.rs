@@ -124,3 +124,56 @@ pub(crate) async fn assert_alive(socket: &mut Socket) {
     send_json(socket, serde_json::json!({ "type": "ping" })).await;
     expect_frame(socket, "pong").await;
 }
+
+/// A small catalog the chat can recommend from (Korean and English titles), in the
+/// categories the local intent analyser knows.
+pub(crate) async fn seed_catalog(app: &TestApp) {
+    let products = [
+        (
+            "PAD-1",
+            "경량 패딩 자켓",
+            "fashion/outerwear",
+            89_000,
+            "black",
+        ),
+        (
+            "PAD-2",
+            "롱 구스다운 패딩 코트",
+            "fashion/outerwear",
+            159_000,
+            "navy",
+        ),
+        ("PAD-3", "숏 패딩 점퍼", "fashion/outerwear", 69_000, "red"),
+        (
+            "BOOT-1",
+            "Waterproof Hiking Boots",
+            "shoes/hiking",
+            129_000,
+            "brown",
+        ),
+        (
+            "BOOT-2",
+            "Gore-Tex Trail Hiking Boots",
+            "shoes/hiking",
+            189_000,
+            "black",
+        ),
+        (
+            "JKT-1",
+            "Windproof Hiking Jacket",
+            "outdoor/jackets",
+            99_000,
+            "green",
+        ),
+        ("TEE-1", "코튼 반팔 티셔츠", "fashion/tops", 19_000, "white"),
+    ];
+    for (sku, title, category, price, color) in products {
+        let mut body = crate::helpers::product_body(sku);
+        body["title"] = title.into();
+        body["category"] = category.into();
+        body["description"] = format!("{title} ({color})").into();
+        body["price"]["amount_minor"] = price.into();
+        body["attributes"]["colors"] = serde_json::json!([color]);
+        app.create_product(&body).await;
+    }
+}

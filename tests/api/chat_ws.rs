@@ -184,3 +184,192 @@ async fn the_session_gauge_follows_open_sockets() {
     }
     panic!("the gauge never went back to 1");
 }
+
+#[actix_web::test]
+async fn a_message_is_acked_then_answered_with_real_products_and_stored() {
+    let chat = spawn_chat_app().await;
+    seed_catalog(&chat.app).await;
+    let mut socket = chat.connect("alice").await;
+    send_json(
+        &mut socket,
+        json!({"type":"message","text":"20만원 이하 패딩 추천해 주세요","client_id":"k1"}),
+    )
+    .await;
+    let ack = expect_frame(&mut socket, "ack").await;
+    assert_eq!(ack["client_id"], "k1");
+    let conversation_id = ack["conversation_id"].as_str().unwrap().to_string();
+    expect_frame(&mut socket, "typing").await;
+    let reply = expect_frame(&mut socket, "reply").await;
+    assert_eq!(reply["client_id"], "k1");
+    assert_eq!(reply["in_reply_to"], ack["message_id"]);
+    let products = reply["products"].as_array().unwrap();
+    assert!(!products.is_empty(), "{reply}");
+    for product in products {
+        assert!(product["price_display"].as_str().unwrap().starts_with('₩'));
+        assert!(product["stock"].as_i64().unwrap() >= 0);
+        assert!(!product["explanation"].as_str().unwrap().is_empty());
+    }
+    let first_title = products[0]["title"].as_str().unwrap();
+    assert!(
+        reply["text"].as_str().unwrap().contains(first_title),
+        "the reply names the recommended products: {reply}"
+    );
+    assert!(reply["intent"]["intent"]["price_range"]["max_minor"].as_i64() == Some(200_000));
+
+    // The next message goes to the same conversation, in English, and keeps the price limit.
+    send_json(
+        &mut socket,
+        json!({"type":"message","text":"Show me something in black","client_id":"e1"}),
+    )
+    .await;
+    let ack = expect_frame(&mut socket, "ack").await;
+    assert_eq!(ack["conversation_id"], conversation_id.as_str());
+    expect_frame(&mut socket, "typing").await;
+    let reply = expect_frame(&mut socket, "reply").await;
+    assert_eq!(
+        reply["intent"]["intent"]["price_range"]["max_minor"].as_i64(),
+        Some(200_000),
+        "constraints persist across turns: {reply}"
+    );
+
+    // Stored: four messages, the user ones with embedding and intent, the replies with products.
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = chat
+        .app
+        .db
+        .query_all_raw(Statement::from_sql_and_values(
+            chat.app.db.get_database_backend(),
+            "SELECT role, embedding IS NOT NULL AS embedded, intent IS NOT NULL AS analysed, \
+             products IS NOT NULL AS with_products FROM conversation_messages \
+             WHERE conversation_id = $1::uuid ORDER BY created_at",
+            [conversation_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let summary: Vec<(String, bool, bool, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "role").unwrap(),
+                r.try_get("", "embedded").unwrap(),
+                r.try_get("", "analysed").unwrap(),
+                r.try_get("", "with_products").unwrap(),
+            )
+        })
+        .collect();
+    let user = ("user".to_string(), true, true, false);
+    let assistant = ("assistant".to_string(), false, false, true);
+    assert_eq!(summary, [user.clone(), assistant.clone(), user, assistant]);
+    let events = chat
+        .app
+        .db
+        .query_one_raw(Statement::from_sql_and_values(
+            chat.app.db.get_database_backend(),
+            "SELECT count(*) AS n FROM outbox WHERE payload->'payload'->>'conversation_id' = $1",
+            [conversation_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(events.try_get::<i64>("", "n").unwrap(), 4);
+}
+
+#[actix_web::test]
+async fn a_message_to_anothers_conversation_is_refused_and_the_session_lives_on() {
+    let chat = spawn_chat_app().await;
+    let alices = chat.create_conversation("alice", None).await;
+    let mut socket = chat.connect("mallory").await;
+    send_json(
+        &mut socket,
+        json!({"type":"message","text":"hello","conversation_id":alices,"client_id":"m1"}),
+    )
+    .await;
+    let error = expect_frame(&mut socket, "error").await;
+    assert_eq!(error["code"], "forbidden");
+    assert_eq!(error["client_id"], "m1");
+    assert_alive(&mut socket).await;
+}
+
+#[actix_web::test]
+async fn a_flood_is_answered_with_overloaded_and_every_accepted_message_is_answered() {
+    let chat = spawn_chat_app().await;
+    seed_catalog(&chat.app).await;
+    let mut socket = chat.connect("flooder").await;
+    const SENT: usize = 40;
+    for n in 0..SENT {
+        send_json(
+            &mut socket,
+            json!({"type":"message","text":format!("패딩 {n}"),"client_id":n.to_string()}),
+        )
+        .await;
+    }
+    let (mut replies, mut overloaded, mut acks) = (0, 0, 0);
+    while replies + overloaded < SENT {
+        let frame = next_frame(&mut socket).await;
+        match frame["type"].as_str().unwrap() {
+            "ack" => acks += 1,
+            "typing" => {}
+            "reply" => replies += 1,
+            "error" if frame["code"] == "overloaded" => overloaded += 1,
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert!(overloaded > 0, "a flood of {SENT} must hit the queue bound");
+    assert!(
+        replies >= 8,
+        "at least the queue's worth is answered ({replies})"
+    );
+    assert_eq!(acks, replies);
+    assert_alive(&mut socket).await;
+    let metrics = chat.app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"chat_frames_rejected_total{code="overloaded"}"#));
+}
+
+#[actix_web::test]
+async fn two_hundred_concurrent_sessions_each_get_their_reply() {
+    let mut settings = chat_settings();
+    settings.database.max_connections = 20;
+    let chat = spawn_chat_app_with(settings).await;
+    seed_catalog(&chat.app).await;
+    const SESSIONS: usize = 200;
+    let texts = [
+        "따뜻한 패딩 추천해 주세요",
+        "10만원 이하 패딩",
+        "waterproof hiking boots",
+        "검정색 등산화 있나요?",
+        "a warm jacket under $100",
+        "흰색 티셔츠",
+        "navy down coat",
+        "가벼운 겨울 외투",
+    ];
+    let mut sockets = Vec::with_capacity(SESSIONS);
+    for n in 0..SESSIONS {
+        sockets.push(chat.connect(&format!("member-{n}")).await);
+    }
+    let started = std::time::Instant::now();
+    let turns = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut socket)| async move {
+            send_json(
+                &mut socket,
+                json!({"type":"message","text":texts[n % texts.len()],"client_id":n.to_string()}),
+            )
+            .await;
+            let ack = expect_frame(&mut socket, "ack").await;
+            assert_eq!(ack["client_id"], n.to_string());
+            expect_frame(&mut socket, "typing").await;
+            let reply = expect_frame(&mut socket, "reply").await;
+            assert_eq!(reply["client_id"], n.to_string());
+            assert!(!reply["products"].as_array().unwrap().is_empty());
+            socket
+        });
+    let mut sockets = futures::future::join_all(turns).await;
+    println!(
+        "{SESSIONS} concurrent sessions answered in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    for socket in sockets.iter_mut().step_by(20) {
+        assert_alive(socket).await;
+    }
+}

@@ -362,3 +362,65 @@ async fn a_stored_message_and_its_event_are_written_together() {
     assert_eq!(payload["payload"]["role"], "user");
     assert_eq!(payload["payload"]["text"], "겨울 패딩 추천해 주세요");
 }
+
+#[actix_web::test]
+async fn posting_a_message_runs_the_pipeline_and_returns_both_messages() {
+    let chat = spawn_chat_app().await;
+    crate::chat_support::seed_catalog(&chat.app).await;
+    let id = chat.create_conversation("dana", None).await;
+    let response = chat
+        .app
+        .client
+        .post(chat.app.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(chat.token("dana"))
+        .json(&json!({ "text": "hiking boots please" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"]["role"], "user");
+    assert_eq!(body["message"]["text"], "hiking boots please");
+    assert_eq!(body["reply"]["message"]["role"], "assistant");
+    let products = body["reply"]["products"].as_array().unwrap();
+    assert!(!products.is_empty(), "{body}");
+    assert!(products
+        .iter()
+        .any(|p| p["title"].as_str().unwrap().contains("Boots")));
+
+    let page: Value = chat
+        .get_as(
+            &chat.token("dana"),
+            &format!("/api/conversations/{id}/messages"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+    let ids = |products: &Value| -> Vec<String> {
+        products
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&page["messages"][1]["products"]),
+        ids(&body["reply"]["products"])
+    );
+
+    for (text, code) in [("", "invalid_message"), ("   ", "invalid_message")] {
+        let response = chat
+            .app
+            .client
+            .post(chat.app.url(&format!("/api/conversations/{id}/messages")))
+            .bearer_auth(chat.token("dana"))
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(response, StatusCode::BAD_REQUEST).await, code);
+    }
+}
