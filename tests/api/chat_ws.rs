@@ -373,3 +373,67 @@ async fn two_hundred_concurrent_sessions_each_get_their_reply() {
         assert_alive(socket).await;
     }
 }
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Message→ack and message→reply latency at 1 and 100 concurrent sessions, local analyser:
+/// `cargo test --test api chat_latency -- --ignored --nocapture`.
+#[actix_web::test]
+#[ignore = "a benchmark: run explicitly"]
+async fn chat_latency() {
+    let mut settings = chat_settings();
+    settings.database.max_connections = 20;
+    settings.rate_limit.enabled = false;
+    let chat = spawn_chat_app_with(settings).await;
+    seed_catalog(&chat.app).await;
+    const TURNS: usize = 10;
+    let texts = [
+        "따뜻한 패딩 추천해 주세요",
+        "10만원 이하로 보여줘",
+        "waterproof hiking boots",
+        "검정색으로",
+        "something cheaper please",
+    ];
+    for sessions in [1usize, 100] {
+        let mut sockets = Vec::new();
+        for n in 0..sessions {
+            sockets.push(chat.connect(&format!("bench-{sessions}-{n}")).await);
+        }
+        let runs = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut socket)| async move {
+                let mut samples = Vec::new();
+                for turn in 0..TURNS {
+                    let text = format!("{} {}", texts[(n + turn) % texts.len()], n);
+                    let sent = std::time::Instant::now();
+                    send_json(&mut socket, json!({"type":"message","text":text})).await;
+                    expect_frame(&mut socket, "ack").await;
+                    let ack = sent.elapsed().as_secs_f64() * 1000.0;
+                    expect_frame(&mut socket, "typing").await;
+                    expect_frame(&mut socket, "reply").await;
+                    samples.push((ack, sent.elapsed().as_secs_f64() * 1000.0));
+                }
+                samples
+            });
+        let samples: Vec<(f64, f64)> = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut acks: Vec<f64> = samples.iter().map(|s| s.0).collect();
+        let mut replies: Vec<f64> = samples.iter().map(|s| s.1).collect();
+        acks.sort_by(f64::total_cmp);
+        replies.sort_by(f64::total_cmp);
+        println!(
+            "sessions={sessions} turns={} ack p50={:.1}ms p95={:.1}ms reply p50={:.1}ms p95={:.1}ms",
+            samples.len(),
+            percentile(&acks, 0.5),
+            percentile(&acks, 0.95),
+            percentile(&replies, 0.5),
+            percentile(&replies, 0.95)
+        );
+    }
+}

@@ -30,16 +30,14 @@ async function main() {
     const conversation = [];
     for (const [n, text] of [
       [1, "10만원 이하 따뜻한 겨울 패딩 추천해 주세요"],
-      [2, "Show me waterproof hiking boots"],
+      [2, "Show me a white t-shirt"],
     ]) {
       await page.fill("#text", text);
       await page.click("#send");
-      await page.waitForSelector(`.msg.user:nth-of-type(${2 * n - 1})[data-state="acked"]`);
-      await page.waitForFunction(
-        (count) => document.querySelectorAll(".msg.assistant").length >= count,
-        n,
-      );
+      // Locator waits, not waitForFunction: the page's CSP forbids eval, which that uses.
+      await page.locator('.msg.user[data-state="acked"]').nth(n - 1).waitFor();
       const reply = page.locator(".msg.assistant").nth(n - 1);
+      await reply.waitFor();
       const cards = await reply.locator(".product-card").count();
       const firstCard = cards > 0 ? await reply.locator(".product-card .title").first().textContent() : null;
       const price = cards > 0 ? await reply.locator(".product-card .price").first().textContent() : null;
@@ -49,7 +47,7 @@ async function main() {
 
     await page.reload();
     await page.waitForSelector('#status[data-state="online"]');
-    await page.waitForFunction(() => document.querySelectorAll(".msg.assistant").length >= 2);
+    await page.locator(".msg.assistant").nth(1).waitFor();
     const history = {
       user: await page.locator(".msg.user").count(),
       assistant: await page.locator(".msg.assistant").count(),
