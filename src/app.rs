@@ -55,6 +55,8 @@ pub enum StartupError {
     },
     #[error("invalid settings: {0}")]
     Settings(String),
+    #[error("cannot set up intent analysis: {0}")]
+    Language(#[from] crate::llm::BuildError),
 }
 
 pub fn redis_pool(
@@ -114,37 +116,27 @@ fn start_monitor(
     .start())
 }
 
-/// KRW per USD for "under $100" in the local analyser, until `llm.usd_krw_rate` (the LLM
-/// client's settings) lands with the analyser in the application state.
-const CHAT_USD_KRW_RATE: f64 = 1400.0;
-
-/// The chat: its metrics, the session registry and the message pipeline over the local
-/// intent analyser, the hybrid recommender and the template reply writer.
-async fn start_chat(
+/// The chat: its metrics, the session registry and the message pipeline over the intent
+/// analyser, the hybrid recommender and the reply writer.
+fn start_chat(
     settings: &Settings,
     db: &DatabaseConnection,
     embeddings: &EmbeddingService,
-    recommender: &crate::actors::recommender::Recommender,
+    ranker: Arc<dyn crate::recommend::ProductRanker>,
+    analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
+    writer: Arc<dyn crate::intent::ReplyWriter>,
     metrics: &Metrics,
 ) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
     let sessions =
         crate::actors::session_registry::SessionRegistry::new(chat_metrics.sessions_active.clone())
             .start();
-    let analyzer = match crate::analysis::FallbackAnalyzer::load(db, CHAT_USD_KRW_RATE).await {
-        Ok(analyzer) => analyzer,
-        Err(error) => {
-            // Brands only sharpen the analysis; the chat works without them.
-            tracing::warn!(%error, "could not load the catalog's brands for the intent analyser");
-            crate::analysis::FallbackAnalyzer::new(Vec::new(), CHAT_USD_KRW_RATE)
-        }
-    };
     let pipeline = crate::chat::ChatPipeline::new(
         db.clone(),
         embeddings.clone(),
-        Arc::new(analyzer),
-        Arc::new(recommender.clone()),
-        Arc::new(crate::analysis::TemplateReplyWriter::default()),
+        analyzer,
+        ranker,
+        writer,
         settings.chat.clone(),
         chat_metrics.clone(),
     );
@@ -278,6 +270,7 @@ impl Application {
         .map_err(StartupError::Kafka)?;
         let events_data = events.http.clone();
         let search_data = web::Data::new(search.http);
+        let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -285,7 +278,15 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let chat = start_chat(&settings, &db, &embeddings, &recommender, &metrics).await;
+        let chat = start_chat(
+            &settings,
+            &db,
+            &embeddings,
+            Arc::new(recommender.clone()),
+            language.analyzer.clone(),
+            language.writer.clone(),
+            &metrics,
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -295,6 +296,8 @@ impl Application {
             embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
+            analyzer: language.analyzer,
+            writer: language.writer,
             chat,
         });
         let max_body = settings.server.max_body_bytes;

@@ -21,6 +21,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub rate_limit: RateLimitSettings,
     pub recommender: RecommenderSettings,
+    pub llm: LlmSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +272,35 @@ pub struct RecommenderSettings {
     pub diversity_lambda: f32,
 }
 
+/// The OpenAI-compatible model for intent analysis and reply writing, and its guards
+/// (docs/intent.md). Without a `base_url` only the local fallback answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    /// Chat-completions endpoint base, e.g. `https://api.openai.com/v1`. Empty: no LLM.
+    pub base_url: String,
+    /// Empty: `OPENAI_API_KEY` from the environment (or none, for local servers).
+    pub api_key: SecretString,
+    pub model: String,
+    /// Per attempt.
+    pub timeout_ms: u64,
+    /// Extra attempts after a timeout, 429 or 5xx.
+    pub max_retries: u32,
+    /// First retry delay; doubles per attempt up to `retry_backoff_max_ms`.
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// Consecutive failed calls that open the circuit breaker.
+    pub failure_threshold: u32,
+    /// How long the breaker stays open before one probe call is let through.
+    pub open_secs: f64,
+    /// Bulkhead: most calls in flight; beyond it the fallback answers at once.
+    pub max_concurrent: usize,
+    /// Longest reply accepted from the model, in characters.
+    pub max_reply_chars: usize,
+    /// KRW per US dollar, for budgets said in dollars (the fallback analyser).
+    pub usd_krw_rate: f64,
+}
+
 /// The defaults, written as the TOML a user would write. Kept in one place so
 /// docs/configuration.md can be checked against it.
 pub const DEFAULTS: &str = r#"
@@ -364,6 +394,7 @@ per_member_per_minute = 120
 per_member_burst = 30
 per_ip_per_minute = 1200
 per_ip_burst = 300
+
 [recommender]
 weight_content = 0.3
 weight_cf = 0.3
@@ -380,6 +411,20 @@ cf_rebuild_interval_secs = 300
 cf_half_life_days = 30.0
 cf_neighbours_per_item = 50
 diversity_lambda = 0.7
+
+[llm]
+base_url = ""
+api_key = ""
+model = "gpt-4o-mini"
+timeout_ms = 8000
+max_retries = 2
+retry_backoff_ms = 200
+retry_backoff_max_ms = 2000
+failure_threshold = 5
+open_secs = 30.0
+max_concurrent = 32
+max_reply_chars = 1200
+usd_krw_rate = 1400.0
 "#;
 
 #[derive(Debug, thiserror::Error)]

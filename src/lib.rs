@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod intent;
+pub mod llm;
 pub mod metrics;
 pub mod ml;
 pub mod recommend;

@@ -32,8 +32,13 @@ struct Brand {
 #[derive(Debug, Clone)]
 pub struct FallbackAnalyzer {
     brands: Vec<Brand>,
+    /// The catalog's category paths (empty until loaded from a catalog).
+    catalog_categories: Vec<String>,
     prices: PriceParser,
 }
+
+/// Most catalog categories named to the LLM (a prompt is not a taxonomy dump).
+const MAX_PROMPT_CATEGORIES: usize = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum HitKind {
@@ -89,6 +94,7 @@ impl FallbackAnalyzer {
         brands.dedup_by(|a, b| a.needle == b.needle);
         Self {
             brands,
+            catalog_categories: Vec::new(),
             prices: PriceParser::new(usd_rate_minor),
         }
     }
@@ -105,12 +111,49 @@ impl FallbackAnalyzer {
             .all(db)
             .await?;
         let brands: Vec<String> = brands.into_iter().flatten().collect();
-        tracing::info!(brands = brands.len(), "fallback intent analyser loaded");
-        Ok(Self::new(brands, usd_rate_minor))
+        let categories: Vec<String> = product::Entity::find()
+            .select_only()
+            .column(product::Column::Category)
+            .distinct()
+            .order_by_asc(product::Column::Category)
+            .limit(MAX_PROMPT_CATEGORIES as u64)
+            .into_tuple()
+            .all(db)
+            .await?;
+        tracing::info!(
+            brands = brands.len(),
+            categories = categories.len(),
+            "fallback intent analyser loaded"
+        );
+        let mut analyzer = Self::new(brands, usd_rate_minor);
+        analyzer.catalog_categories = categories;
+        Ok(analyzer)
     }
 
-    pub fn brand_count(&self) -> usize {
-        self.brands.len()
+    /// Category paths an intent may name: the catalog's (and their top levels), or the
+    /// built-in vocabulary's while the catalog is empty.
+    pub fn known_categories(&self) -> Vec<String> {
+        let mut known: Vec<String> = if self.catalog_categories.is_empty() {
+            CATEGORY_TERMS
+                .iter()
+                .map(|(_, path, _)| path.to_string())
+                .collect()
+        } else {
+            self.catalog_categories.clone()
+        };
+        let tops: Vec<String> = known
+            .iter()
+            .filter_map(|path| path.split_once('/').map(|(top, _)| top.to_string()))
+            .collect();
+        known.extend(tops);
+        known.sort();
+        known.dedup();
+        known
+    }
+
+    /// The catalog brands it recognises, as the catalog spells them.
+    pub fn brand_names(&self) -> Vec<String> {
+        self.brands.iter().map(|brand| brand.name.clone()).collect()
     }
 
     /// This message's constraints merged over `previous` (see docs/intent.md for the rules).

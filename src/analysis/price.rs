@@ -249,6 +249,16 @@ impl PriceParser {
     }
 }
 
+/// Money amounts quoted in `text` (lower-cased): `(value, is_dollar)`, in major units; only
+/// amounts with a currency ("₩89,000", "89,000원", "8만 9천원", "$20").
+pub fn quoted_amounts(text: &str) -> Vec<(f64, bool)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    scan_amounts(text, &chars)
+        .into_iter()
+        .filter_map(|amount| amount.unit.map(|unit| (amount.value, unit == Unit::Dollar)))
+        .collect()
+}
+
 fn around(value: f64) -> Bound {
     Bound::Between(value * (1.0 - AROUND_SPREAD), value * (1.0 + AROUND_SPREAD))
 }
@@ -356,6 +366,24 @@ fn parse_amount(text: &str, chars: &[(usize, char)], start: usize) -> Option<(Am
         if multiplier > 1.0 && char_at(index).is_some_and(|c| c.is_ascii_digit()) {
             continue;
         }
+        // "3만 5천": or after spaces, when it is a smaller Korean magnitude.
+        if multiplier > 1.0 {
+            let mut peek = index;
+            while char_at(peek) == Some(' ') {
+                peek += 1;
+            }
+            let mut digits_end = peek;
+            while char_at(digits_end).is_some_and(|c| c.is_ascii_digit()) {
+                digits_end += 1;
+            }
+            let smaller = char_at(digits_end)
+                .and_then(korean_multiplier)
+                .is_some_and(|factor| factor < multiplier);
+            if digits_end > peek && smaller {
+                index = peek;
+                continue;
+            }
+        }
         break;
     }
     let number_end = index;
@@ -389,7 +417,7 @@ fn parse_amount(text: &str, chars: &[(usize, char)], start: usize) -> Option<(Am
             break;
         }
     }
-    if end == number_end {
+    if end == number_end && unit.is_none() {
         // No currency word: a letter or Hangul right after the number makes it a quantity.
         let next = char_at(number_end);
         if magnitude == 1.0 && next.is_some_and(|c| (c.is_alphabetic() && c != '대') || c == '%') {
@@ -437,6 +465,8 @@ mod tests {
             ("100,000원 이하", Some((None, Some(100_000)))),
             ("5만원 미만", Some((None, Some(49_999)))),
             ("3만5천원 정도", Some((Some(28_000), Some(42_000)))),
+            ("3만 5천원 이하", Some((None, Some(35_000)))),
+            ("1억", Some((None, Some(100_000_000)))),
             ("under $100", Some((None, Some(140_000)))),
             ("below 50 dollars", Some((None, Some(70_000)))),
             (

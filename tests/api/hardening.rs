@@ -9,6 +9,7 @@ use secrecy::SecretString;
 async fn members_over_their_limit_get_429_with_retry_after_and_others_are_unaffected() {
     let mut settings = test_settings();
     settings.security.member_token_secret = SecretString::from("limit-secret");
+    settings.rate_limit.enabled = true;
     settings.rate_limit.per_member_burst = 3;
     settings.rate_limit.per_member_per_minute = 6;
     let tokens = MemberTokens::new(&settings.security);
@@ -56,6 +57,7 @@ async fn members_over_their_limit_get_429_with_retry_after_and_others_are_unaffe
 #[actix_web::test]
 async fn one_ip_over_its_limit_gets_429_even_without_a_token() {
     let mut settings = test_settings();
+    settings.rate_limit.enabled = true;
     settings.rate_limit.per_ip_burst = 5;
     settings.rate_limit.per_ip_per_minute = 5;
     let app = spawn_app_with(settings).await;

@@ -39,6 +39,8 @@ pub(crate) fn test_settings() -> Settings {
     settings.kafka.topic_prefix = format!("test-{id}-");
     settings.elasticsearch.index_prefix = format!("test-{id}-");
     settings.security.admin_token = SecretString::from(format!("admin-{id}"));
+    // Tests poll and fan out from one IP; the rate-limit tests turn the limiter on themselves.
+    settings.rate_limit.enabled = false;
     settings
 }
 

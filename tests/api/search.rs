@@ -388,8 +388,19 @@ impl PrivateSearchServer {
         }
     }
 
+    /// Stops the server the way an operator would (SIGTERM, then SIGKILL after 10 s).
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -415,6 +426,13 @@ async fn a_stopped_search_server_answers_503_and_missed_messages_are_indexed_aft
     let before = store_message(&app, "alice", conversation, "first message about tents").await;
     assert!(wait_for_hit(&app, &alice, "q=tents", before).await);
 
+    // Durable on the server's disk before it is killed (a flush, as Elasticsearch's translog
+    // would make it): what is lost on a crash before that is the server's business, not ours.
+    reqwest::Client::new()
+        .post(format!("{}/_flush", server.url()))
+        .send()
+        .await
+        .unwrap();
     server.stop();
     let missed = store_message(
         &app,

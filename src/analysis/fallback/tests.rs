@@ -463,3 +463,44 @@ async fn the_trait_marks_the_fallback_source() {
     assert_eq!(analyzed.source, IntentSource::Fallback);
     assert_eq!(analyzed.intent.categories, ["fashion/outerwear"]);
 }
+
+/// How often the analyser puts a demo catalog title in the product's own category (exactly,
+/// or its top level when the title only says that much); wrong categories are counted apart
+/// from titles it cannot place at all.
+#[test]
+fn demo_catalog_titles_land_in_their_categories() {
+    let catalog = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/demo_catalog.jsonl"
+    ))
+    .expect("the demo catalog is in the repository");
+    let analyzer = analyzer();
+    let (mut right, mut wrong, mut unplaced) = (0, Vec::new(), 0);
+    let started = std::time::Instant::now();
+    for line in catalog.lines().filter(|line| !line.trim().is_empty()) {
+        let product: serde_json::Value = serde_json::from_str(line).unwrap();
+        let title = product["title"].as_str().unwrap();
+        let category = product["category"].as_str().unwrap();
+        let intent = analyzer.analyze_message(title, None);
+        if intent.categories.is_empty() {
+            unplaced += 1;
+        } else if intent.category_matches(category) {
+            right += 1;
+        } else {
+            wrong.push(format!("{title}: {:?} (is {category})", intent.categories));
+        }
+    }
+    let total = right + wrong.len() + unplaced;
+    println!(
+        "demo catalog: {right}/{total} titles in their category, {} in another, {unplaced} unplaced, {:?} per title",
+        wrong.len(),
+        started.elapsed() / total as u32
+    );
+    println!("{}", wrong.join("\n"));
+    // A wrong category is a hard filter that hides the product: keep those rare.
+    assert!(
+        wrong.len() * 10 <= total,
+        "{} of {total} wrong",
+        wrong.len()
+    );
+}
