@@ -18,6 +18,9 @@ if [ -z "${CONVREC__SECURITY__ADMIN_TOKEN:-}" ]; then
   export CONVREC__SECURITY__ADMIN_TOKEN
 fi
 
+# The chat page at / gets its member token from POST /api/demo/token: on for the local demo only.
+export CONVREC__SECURITY__DEMO_TOKENS="${CONVREC__SECURITY__DEMO_TOKENS:-true}"
+
 "$BIN" migrate
 "$BIN" import demo
 
@@ -26,6 +29,7 @@ PORT="${CONVREC__SERVER__PORT:-8080}"
 cat <<MSG
 
 convrec is starting on http://$HOST:$PORT
+  chat page  http://$HOST:$PORT/  (demo tokens on)
   products   http://$HOST:$PORT/api/products
   readiness  http://$HOST:$PORT/readyz
   metrics    http://$HOST:$PORT/metrics

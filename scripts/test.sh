@@ -21,4 +21,7 @@ for db in $(psql_cmd -c "SELECT datname FROM pg_database WHERE datname LIKE 'tes
   psql_cmd -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
 done
 
+# Chromium and playwright-core for the chat page's browser test (it is skipped without them).
+if E2E_ENV="$(scripts/e2e-deps.sh)"; then eval "$E2E_ENV"; else echo "e2e deps unavailable: the browser test will be skipped" >&2; fi
+
 cargo test --workspace --all-targets "$@"

@@ -116,6 +116,37 @@ fn start_monitor(
     .start())
 }
 
+/// The chat: its metrics, the session registry and the message pipeline over the intent
+/// analyser, the hybrid recommender and the reply writer.
+fn start_chat(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    embeddings: &EmbeddingService,
+    ranker: Arc<dyn crate::recommend::ProductRanker>,
+    analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
+    writer: Arc<dyn crate::intent::ReplyWriter>,
+    metrics: &Metrics,
+) -> crate::chat::ChatState {
+    let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
+    let sessions =
+        crate::actors::session_registry::SessionRegistry::new(chat_metrics.sessions_active.clone())
+            .start();
+    let pipeline = crate::chat::ChatPipeline::new(
+        db.clone(),
+        embeddings.clone(),
+        analyzer,
+        ranker,
+        writer,
+        settings.chat.clone(),
+        chat_metrics.clone(),
+    );
+    crate::chat::ChatState {
+        pipeline: Some(Arc::new(pipeline)),
+        sessions,
+        metrics: chat_metrics,
+    }
+}
+
 /// How long start-up waits for the search server to create the indices before leaving it to
 /// the indexer.
 const SEARCH_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -247,6 +278,15 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
+        let chat = start_chat(
+            &settings,
+            &db,
+            &embeddings,
+            Arc::new(recommender.clone()),
+            language.analyzer.clone(),
+            language.writer.clone(),
+            &metrics,
+        );
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -258,6 +298,7 @@ impl Application {
             recommender,
             analyzer: language.analyzer,
             writer: language.writer,
+            chat,
         });
         let max_body = settings.server.max_body_bytes;
         let limiter = web::Data::new(http::rate_limit::RateLimiter::new(&settings.rate_limit));

@@ -18,6 +18,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub log: LogSettings,
     pub events: EventsSettings,
+    pub chat: ChatSettings,
     pub rate_limit: RateLimitSettings,
     pub recommender: RecommenderSettings,
     pub llm: LlmSettings,
@@ -213,6 +214,28 @@ pub struct EventsSettings {
     pub trending_half_life_secs: u64,
 }
 
+/// The chat: WebSocket sessions, the message pipeline and the conversation API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Longest message a shopper may send, in characters.
+    pub max_message_chars: usize,
+    /// Largest WebSocket frame the server reads; a larger one closes the socket (1009).
+    pub max_frame_bytes: usize,
+    /// Seconds between the server's pings.
+    pub heartbeat_interval_secs: u64,
+    /// Seconds without any frame from the client (pongs included) before the socket is closed.
+    pub client_timeout_secs: u64,
+    /// Messages one session may have waiting for the pipeline; more are refused (`overloaded`).
+    pub session_queue_capacity: usize,
+    /// Products the recommender is asked for per message.
+    pub recommendation_limit: usize,
+    /// Messages sent in a `history` frame on resume.
+    pub history_limit: u64,
+    /// Largest `limit` of the conversation list and message pages.
+    pub max_page_size: u64,
+}
+
 /// The hybrid recommender (docs/recommendations.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -356,6 +379,16 @@ outbox_retention_hours = 168
 delivery_timeout_ms = 10000
 idempotent_producer = true
 trending_half_life_secs = 21600
+
+[chat]
+max_message_chars = 1000
+max_frame_bytes = 16384
+heartbeat_interval_secs = 10
+client_timeout_secs = 30
+session_queue_capacity = 8
+recommendation_limit = 5
+history_limit = 50
+max_page_size = 100
 
 [rate_limit]
 enabled = true

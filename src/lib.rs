@@ -6,6 +6,7 @@ pub mod app;
 pub mod bench;
 pub mod cache;
 pub mod catalog;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;

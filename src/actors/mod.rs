@@ -1,6 +1,7 @@
 //! Long-lived workers, one actor per file with its messages beside it.
 
 pub mod analytics;
+pub mod chat_session;
 pub mod dependency_monitor;
 pub mod embedding;
 pub mod embedding_batcher;
@@ -11,3 +12,4 @@ pub mod preference;
 pub mod recommendation_cache;
 pub mod recommender;
 pub mod search_indexer;
+pub mod session_registry;

@@ -1,17 +1,20 @@
 //! The HTTP surface: one module per resource, each with a `configure()` that mounts it.
 
 pub mod auth;
+pub mod conversations;
 pub mod demo;
 pub mod embeddings;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod page;
 pub mod products;
 pub mod rate_limit;
 pub mod recommendations;
 pub mod search;
 pub mod trending;
+pub mod ws;
 
 use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
 use crate::config::Settings;
@@ -38,6 +41,7 @@ pub struct AppState {
     pub analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
     /// Recommended products → the assistant's reply (the LLM, or the template).
     pub writer: Arc<dyn crate::intent::ReplyWriter>,
+    pub chat: crate::chat::ChatState,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.
@@ -59,6 +63,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(demo::configure)
     .configure(search::configure)
     .configure(recommendations::configure)
+    .configure(conversations::configure)
+    .configure(ws::configure)
+    .configure(page::configure)
     .default_service(web::to(error::not_found));
 }
 

@@ -1,6 +1,10 @@
 //! Integration tests: each starts the real service on port 0 against its own database on
 //! the local stack (scripts/test.sh brings it up and exports its addresses).
 
+mod chat_e2e;
+mod chat_support;
+mod chat_ws;
+mod conversations;
 mod embeddings;
 mod eval;
 mod event_support;

@@ -1,0 +1,145 @@
+//! The chat: conversations and their messages (store), the message pipeline shared by the
+//! WebSocket sessions and the REST API, the socket's JSON frames (protocol) and its metrics.
+//! The frame protocol is documented in docs/chat-protocol.md.
+
+pub mod metrics;
+pub mod pipeline;
+pub mod protocol;
+pub mod store;
+
+pub use metrics::ChatMetrics;
+pub use pipeline::{ChatPipeline, Reply};
+
+use crate::actors::embedding_batcher::BatchError;
+use crate::actors::session_registry::SessionRegistry;
+use crate::identity::Caller;
+use crate::recommend::RecommendError;
+use actix::Addr;
+use sea_orm::{DatabaseConnection, DbErr};
+use std::sync::Arc;
+use store::Conversation;
+use uuid::Uuid;
+
+/// What the chat keeps in the application state.
+#[derive(Clone)]
+pub struct ChatState {
+    /// The message pipeline; `None` while the service runs without an intent analyser,
+    /// recommender and reply writer (then sending messages answers `unavailable`).
+    pub pipeline: Option<Arc<ChatPipeline>>,
+    pub sessions: Addr<SessionRegistry>,
+    pub metrics: ChatMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("the message is empty")]
+    EmptyMessage,
+    #[error("the message has {chars} characters (at most {max})")]
+    MessageTooLong { chars: usize, max: usize },
+    #[error("no such conversation")]
+    ConversationNotFound,
+    #[error("this conversation belongs to another member")]
+    Forbidden,
+    #[error("the chat is busy; try again shortly ({0})")]
+    Overloaded(String),
+    #[error("the chat is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl ChatError {
+    /// The stable code of the JSON error body and of the socket's `error` frame.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::EmptyMessage => "invalid_message",
+            ChatError::MessageTooLong { .. } => "message_too_long",
+            ChatError::ConversationNotFound => "not_found",
+            ChatError::Forbidden => "forbidden",
+            ChatError::Overloaded(_) => "overloaded",
+            ChatError::Unavailable(_) => "unavailable",
+            ChatError::Database(_) => "internal",
+        }
+    }
+
+    /// What a client may be told (database details stay in the log).
+    pub fn public_message(&self) -> String {
+        match self {
+            ChatError::Database(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<BatchError> for ChatError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Overloaded { .. } => ChatError::Overloaded(e.to_string()),
+            BatchError::Unavailable | BatchError::Failed(_) => {
+                ChatError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<RecommendError> for ChatError {
+    fn from(e: RecommendError) -> Self {
+        match e {
+            RecommendError::Overloaded => ChatError::Overloaded(e.to_string()),
+            RecommendError::Unavailable(_) | RecommendError::Invalid(_) => {
+                ChatError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+/// The conversation `id` if `caller` may see it: unknown → not found, another member's →
+/// forbidden (the shop may see every conversation).
+pub async fn authorize_conversation(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Conversation, ChatError> {
+    let conversation = store::find_conversation(db, id)
+        .await?
+        .ok_or(ChatError::ConversationNotFound)?;
+    if caller.may_access(&conversation.member_id) {
+        Ok(conversation)
+    } else {
+        Err(ChatError::Forbidden)
+    }
+}
+
+/// The trimmed text of a message, or why it is refused.
+pub fn validate_text(text: &str, max_chars: usize) -> Result<&str, ChatError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(ChatError::MessageTooLong {
+            chars,
+            max: max_chars,
+        });
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_trimmed_and_bounded_in_characters_not_bytes() {
+        assert_eq!(validate_text("  패딩 추천  ", 5).unwrap(), "패딩 추천");
+        assert!(matches!(
+            validate_text(" \n ", 5),
+            Err(ChatError::EmptyMessage)
+        ));
+        assert!(matches!(
+            validate_text("가나다라마바", 5),
+            Err(ChatError::MessageTooLong { chars: 6, max: 5 })
+        ));
+    }
+}

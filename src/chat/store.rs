@@ -1,0 +1,392 @@
+//! The conversation tables: conversations and their messages, written together with their
+//! outbox rows so an event exists exactly when the message does.
+
+use crate::events::envelope::{Envelope, EventType};
+use crate::events::outbox;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Longest stored conversation title, in characters (titles default to the first message).
+pub const MAX_TITLE_CHARS: usize = 80;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub member_id: String,
+    pub title: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: row.try_get("", "id")?,
+            member_id: row.try_get("", "member_id")?,
+            title: row.try_get("", "title")?,
+            created_at: row.try_get("", "created_at")?,
+            updated_at: row.try_get("", "updated_at")?,
+        })
+    }
+}
+
+/// A stored message as clients see it (the embedding stays in the database).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredMessage {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub role: Role,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub products: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredMessage {
+    fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
+        let role: String = row.try_get("", "role")?;
+        Ok(Self {
+            id: row.try_get("", "id")?,
+            conversation_id: row.try_get("", "conversation_id")?,
+            role: if role == "assistant" {
+                Role::Assistant
+            } else {
+                Role::User
+            },
+            text: row.try_get("", "content")?,
+            intent: row.try_get("", "intent")?,
+            products: row.try_get("", "products")?,
+            created_at: row.try_get("", "created_at")?,
+        })
+    }
+}
+
+const CONVERSATION_COLUMNS: &str = "id, member_id, title, created_at, updated_at";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, intent, products, created_at";
+
+async fn ensure_member<C: ConnectionTrait>(conn: &C, member_id: &str) -> Result<(), DbErr> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "INSERT INTO members (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+        [member_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A title from free text: trimmed, one line, at most [`MAX_TITLE_CHARS`].
+pub fn title_from(text: &str) -> Option<String> {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title: String = one_line.chars().take(MAX_TITLE_CHARS).collect();
+    (!title.is_empty()).then_some(title)
+}
+
+/// Creates a conversation for `member_id` (and the member on first use).
+pub async fn create_conversation(
+    db: &DatabaseConnection,
+    member_id: &str,
+    title: Option<String>,
+) -> Result<Conversation, DbErr> {
+    let txn = db.begin().await?;
+    ensure_member(&txn, member_id).await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO conversations (id, member_id, title) VALUES ($1, $2, $3) \
+                 RETURNING {CONVERSATION_COLUMNS}"
+            ),
+            [Uuid::now_v7().into(), member_id.into(), title.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotInserted)?;
+    let conversation = Conversation::from_row(&row)?;
+    txn.commit().await?;
+    Ok(conversation)
+}
+
+pub async fn find_conversation(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<Conversation>, DbErr> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"),
+        [id.into()],
+    ))
+    .await?
+    .map(|row| Conversation::from_row(&row))
+    .transpose()
+}
+
+/// Where a page of conversations starts: strictly older than this (updated_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl ConversationCursor {
+    /// `{microseconds since the epoch}.{uuid}`: opaque to clients, readable in logs.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.updated_at.timestamp_micros(), self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        Some(Self {
+            updated_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// The member's conversations, most recently active first; `limit + 1` are read so the
+/// caller knows whether there is another page.
+pub async fn list_conversations(
+    db: &DatabaseConnection,
+    member_id: &str,
+    after: Option<ConversationCursor>,
+    limit: u64,
+) -> Result<Vec<Conversation>, DbErr> {
+    let backend = db.get_database_backend();
+    let statement = match after {
+        None => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE member_id = $1 \
+                 ORDER BY updated_at DESC, id DESC LIMIT $2"
+            ),
+            [member_id.into(), (limit as i64).into()],
+        ),
+        Some(cursor) => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE member_id = $1 \
+                 AND (updated_at, id) < ($2, $3) \
+                 ORDER BY updated_at DESC, id DESC LIMIT $4"
+            ),
+            [
+                member_id.into(),
+                cursor.updated_at.into(),
+                cursor.id.into(),
+                (limit as i64).into(),
+            ],
+        ),
+    };
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(Conversation::from_row)
+        .collect()
+}
+
+/// Up to `limit` messages of a conversation older than message `before` (all when `None`),
+/// newest first.
+pub async fn list_messages(
+    db: &DatabaseConnection,
+    conversation_id: Uuid,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<StoredMessage>, DbErr> {
+    let backend = db.get_database_backend();
+    let statement = match before {
+        None => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT {MESSAGE_COLUMNS} FROM conversation_messages WHERE conversation_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            ),
+            [conversation_id.into(), (limit as i64).into()],
+        ),
+        Some(before) => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT {MESSAGE_COLUMNS} FROM conversation_messages m WHERE conversation_id = $1 \
+                 AND (created_at, id) < (SELECT created_at, id FROM conversation_messages \
+                                         WHERE id = $2 AND conversation_id = $1) \
+                 ORDER BY created_at DESC, id DESC LIMIT $3"
+            ),
+            [conversation_id.into(), before.into(), (limit as i64).into()],
+        ),
+    };
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(StoredMessage::from_row)
+        .collect()
+}
+
+/// Whether `message_id` is a message of `conversation_id` (a `before=` cursor must be).
+pub async fn message_exists(
+    db: &DatabaseConnection,
+    conversation_id: Uuid,
+    message_id: Uuid,
+) -> Result<bool, DbErr> {
+    Ok(db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT 1 AS found FROM conversation_messages WHERE id = $1 AND conversation_id = $2",
+            [message_id.into(), conversation_id.into()],
+        ))
+        .await?
+        .is_some())
+}
+
+/// What a new message carries besides its text.
+#[derive(Debug, Clone, Default)]
+pub struct MessageExtras {
+    pub intent: Option<Value>,
+    pub products: Option<Value>,
+}
+
+/// Stores one message, bumps the conversation's `updated_at` and enqueues its
+/// `conversation.message.created` event, all in one transaction (the member row too, on first
+/// use).
+pub async fn insert_message(
+    db: &DatabaseConnection,
+    conversation: &Conversation,
+    role: Role,
+    text: &str,
+    extras: MessageExtras,
+) -> Result<StoredMessage, DbErr> {
+    let txn = db.begin().await?;
+    ensure_member(&txn, &conversation.member_id).await?;
+    let id = Uuid::now_v7();
+    // clock_timestamp(), not now(): two messages of one turn must not share a timestamp.
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO conversation_messages \
+                 (id, conversation_id, member_id, role, content, intent, products, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}"
+            ),
+            [
+                id.into(),
+                conversation.id.into(),
+                conversation.member_id.as_str().into(),
+                role.as_str().into(),
+                text.into(),
+                extras.intent.into(),
+                extras.products.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotInserted)?;
+    let message = StoredMessage::from_row(&row)?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "UPDATE conversations SET updated_at = $2 WHERE id = $1",
+        [conversation.id.into(), message.created_at.into()],
+    ))
+    .await?;
+    let event = Envelope::new(
+        EventType::ConversationMessageCreated,
+        &conversation.member_id,
+        json!({
+            "conversation_id": conversation.id,
+            "message_id": message.id,
+            "role": role.as_str(),
+            "text": text,
+        }),
+    );
+    outbox::enqueue(&txn, &event).await?;
+    txn.commit().await?;
+    Ok(message)
+}
+
+pub async fn set_embedding(
+    db: &DatabaseConnection,
+    message_id: Uuid,
+    embedding: Vec<f32>,
+) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE conversation_messages SET embedding = $2 WHERE id = $1",
+        [message_id.into(), pgvector::Vector::from(embedding).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+pub async fn set_intent(
+    db: &DatabaseConnection,
+    message_id: Uuid,
+    intent: Value,
+) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE conversation_messages SET intent = $2 WHERE id = $1",
+        [message_id.into(), intent.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The intent of the conversation's latest analysed user message other than `except`.
+pub async fn latest_intent(
+    db: &DatabaseConnection,
+    conversation_id: Uuid,
+    except: Uuid,
+) -> Result<Option<Value>, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT intent FROM conversation_messages \
+             WHERE conversation_id = $1 AND role = 'user' AND intent IS NOT NULL AND id <> $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+            [conversation_id.into(), except.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get("", "intent")).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = ConversationCursor {
+            updated_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(ConversationCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(ConversationCursor::decode("nonsense"), None);
+        assert_eq!(ConversationCursor::decode("12.not-a-uuid"), None);
+    }
+
+    #[test]
+    fn titles_are_one_trimmed_line_of_bounded_length() {
+        assert_eq!(title_from("  겨울 \n 패딩  "), Some("겨울 패딩".into()));
+        assert_eq!(title_from("   "), None);
+        assert_eq!(
+            title_from(&"가".repeat(200)).unwrap().chars().count(),
+            MAX_TITLE_CHARS
+        );
+    }
+}

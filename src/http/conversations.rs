@@ -1,0 +1,307 @@
+//! Conversations over REST: a member starts and lists their conversations, pages through
+//! their messages and sends a message (the same pipeline as the chat socket, answered in one
+//! response). The shop's service token may read any member's conversations.
+
+use crate::chat::store::{self, ConversationCursor, StoredMessage};
+use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
+use crate::http::auth::AuthError;
+use crate::http::error::error_response;
+use crate::http::AppState;
+use crate::identity::Caller;
+use crate::intent::AnalyzedIntent;
+use crate::recommend::RecommendedProduct;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/conversations", web::post().to(create_conversation))
+        .route("/api/conversations", web::get().to(list_conversations))
+        .route(
+            "/api/conversations/{id}/messages",
+            web::get().to(list_messages),
+        )
+        .route(
+            "/api/conversations/{id}/messages",
+            web::post().to(post_message),
+        );
+}
+
+/// Conversations and messages per page when `limit` is not given.
+const DEFAULT_PAGE_SIZE: u64 = 20;
+
+impl ResponseError for ChatError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ChatError::EmptyMessage | ChatError::MessageTooLong { .. } => StatusCode::BAD_REQUEST,
+            ChatError::ConversationNotFound => StatusCode::NOT_FOUND,
+            ChatError::Forbidden => StatusCode::FORBIDDEN,
+            ChatError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ChatError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ChatError::Database(e) = self {
+            tracing::error!(error = %e, "conversation request failed");
+        }
+        error_response(
+            self.status_code(),
+            self.code(),
+            self.public_message(),
+            vec![],
+        )
+    }
+}
+
+/// Errors of this module: authentication, the chat's own, and bad query parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationsError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("only a member token can do this (the shop reads, members write)")]
+    MemberOnly,
+}
+
+impl From<sea_orm::DbErr> for ConversationsError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ConversationsError::Chat(ChatError::Database(e))
+    }
+}
+
+impl ResponseError for ConversationsError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ConversationsError::Auth(e) => e.status_code(),
+            ConversationsError::Chat(e) => e.status_code(),
+            ConversationsError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+            ConversationsError::MemberOnly => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ConversationsError::Auth(e) => e.error_response(),
+            ConversationsError::Chat(e) => e.error_response(),
+            ConversationsError::InvalidParameter(message) => error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                message.clone(),
+                vec![],
+            ),
+            ConversationsError::MemberOnly => {
+                error_response(StatusCode::FORBIDDEN, "forbidden", self.to_string(), vec![])
+            }
+        }
+    }
+}
+
+fn page_size(limit: Option<u64>, state: &AppState) -> Result<u64, ConversationsError> {
+    let max = state.settings.chat.max_page_size.max(1);
+    match limit.unwrap_or(DEFAULT_PAGE_SIZE.min(max)) {
+        0 => Err(ConversationsError::InvalidParameter(
+            "limit must be at least 1".into(),
+        )),
+        n if n > max => Err(ConversationsError::InvalidParameter(format!(
+            "limit must be at most {max}"
+        ))),
+        n => Ok(n),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConversationBody {
+    #[serde(default)]
+    title: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(member = ?caller.member_id()))]
+async fn create_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Option<web::Json<CreateConversationBody>>,
+) -> Result<HttpResponse, ConversationsError> {
+    let member = caller.member_id().ok_or(ConversationsError::MemberOnly)?;
+    let title = match body.and_then(|b| b.into_inner().title) {
+        None => None,
+        Some(raw) if raw.chars().count() > store::MAX_TITLE_CHARS => {
+            return Err(ConversationsError::InvalidParameter(format!(
+                "title must be at most {} characters",
+                store::MAX_TITLE_CHARS
+            )))
+        }
+        Some(raw) => store::title_from(&raw),
+    };
+    let conversation = store::create_conversation(&state.db, member, title).await?;
+    Ok(HttpResponse::Created().json(conversation))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListConversationsQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Whose conversations: the shop must say; a member may only name themselves.
+    #[serde(default)]
+    member_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConversationPage {
+    conversations: Vec<store::Conversation>,
+    next_cursor: Option<String>,
+}
+
+async fn list_conversations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListConversationsQuery>,
+) -> Result<HttpResponse, ConversationsError> {
+    let query = query.into_inner();
+    let member = match (&caller, query.member_id) {
+        (Caller::Member(own), None) => own.clone(),
+        (_, Some(named)) => {
+            crate::http::auth::require_access(&caller, &named)?;
+            named
+        }
+        (Caller::Shop, None) => {
+            return Err(ConversationsError::InvalidParameter(
+                "the shop must name a member_id".into(),
+            ))
+        }
+    };
+    let limit = page_size(query.limit, &state)?;
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(ConversationCursor::decode(text).ok_or_else(|| {
+            ConversationsError::InvalidParameter("cursor is not one this API returned".into())
+        })?),
+    };
+    let mut conversations =
+        store::list_conversations(&state.db, &member, cursor, limit + 1).await?;
+    let next_cursor = if conversations.len() as u64 > limit {
+        conversations.truncate(limit as usize);
+        conversations.last().map(|c| {
+            ConversationCursor {
+                updated_at: c.updated_at,
+                id: c.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(ConversationPage {
+        conversations,
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListMessagesQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+    /// Only messages older than this message (`next_before` of the previous page).
+    #[serde(default)]
+    before: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize)]
+struct MessagePage {
+    /// Oldest first.
+    messages: Vec<StoredMessage>,
+    /// Pass as `before` for the page of older messages; absent on the oldest page.
+    next_before: Option<Uuid>,
+}
+
+async fn list_messages(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    query: web::Query<ListMessagesQuery>,
+) -> Result<HttpResponse, ConversationsError> {
+    let conversation = authorize_conversation(&state.db, &caller, path.into_inner()).await?;
+    let limit = page_size(query.limit, &state)?;
+    if let Some(before) = query.before {
+        if !store::message_exists(&state.db, conversation.id, before).await? {
+            return Err(ConversationsError::InvalidParameter(
+                "before is not a message of this conversation".into(),
+            ));
+        }
+    }
+    let mut messages =
+        store::list_messages(&state.db, conversation.id, query.before, limit + 1).await?;
+    let has_more = messages.len() as u64 > limit;
+    messages.truncate(limit as usize);
+    messages.reverse();
+    let next_before = if has_more {
+        messages.first().map(|m| m.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(MessagePage {
+        messages,
+        next_before,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostMessageBody {
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ReplyBody {
+    message: StoredMessage,
+    products: Vec<RecommendedProduct>,
+    intent: AnalyzedIntent,
+}
+
+#[derive(Debug, Serialize)]
+struct TurnBody {
+    message: StoredMessage,
+    reply: ReplyBody,
+}
+
+#[tracing::instrument(skip_all, fields(member = ?caller.member_id(), conversation = %path))]
+async fn post_message(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<PostMessageBody>,
+) -> Result<HttpResponse, ConversationsError> {
+    if caller.member_id().is_none() {
+        return Err(ConversationsError::MemberOnly);
+    }
+    let conversation = authorize_conversation(&state.db, &caller, path.into_inner()).await?;
+    let pipeline = state.chat.pipeline.clone().ok_or_else(|| {
+        ChatError::Unavailable("the chat pipeline is not running on this server".into())
+    })?;
+    let text = validate_text(&body.text, state.settings.chat.max_message_chars)?;
+    let message = pipeline.accept(&conversation, text).await?;
+    let Reply {
+        message: reply,
+        products,
+        intent,
+    } = pipeline.respond(&conversation, &message).await?;
+    Ok(HttpResponse::Created().json(TurnBody {
+        message,
+        reply: ReplyBody {
+            message: reply,
+            products,
+            intent,
+        },
+    }))
+}

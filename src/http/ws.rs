@@ -1,0 +1,67 @@
+//! `GET /ws?token=…[&conversation=…]`: opens a member's chat socket. The token travels in the
+//! query because browsers cannot set headers on a WebSocket; `conversation` resumes one (its
+//! history is the first frame). Refusals happen before the upgrade, as JSON errors.
+
+use crate::actors::chat_session::{ChatSession, SessionDeps};
+use crate::chat::authorize_conversation;
+use crate::http::auth::{caller_from_token, AuthError};
+use crate::http::conversations::ConversationsError;
+use crate::http::AppState;
+use crate::identity::Caller;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(open_socket));
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SocketQuery {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    conversation: Option<Uuid>,
+}
+
+async fn open_socket(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<SocketQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let query = query.into_inner();
+    let token = query
+        .token
+        .as_deref()
+        .or_else(|| crate::http::auth::bearer_token(&req))
+        .ok_or(AuthError::MissingToken)?;
+    let caller = caller_from_token(token, &state.settings.security, &state.tokens)?;
+    let Caller::Member(member_id) = caller.clone() else {
+        return Err(ConversationsError::MemberOnly.into());
+    };
+    let resume = match query.conversation {
+        None => None,
+        Some(id) => Some(
+            authorize_conversation(&state.db, &caller, id)
+                .await
+                .map_err(ConversationsError::from)?,
+        ),
+    };
+    let session = ChatSession::new(
+        member_id,
+        resume,
+        SessionDeps {
+            pipeline: state.chat.pipeline.clone(),
+            db: state.db.clone(),
+            registry: state.chat.sessions.clone(),
+            metrics: state.chat.metrics.clone(),
+            settings: state.settings.chat.clone(),
+        },
+    );
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(state.settings.chat.max_frame_bytes)
+        .start()
+}
