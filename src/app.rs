@@ -258,6 +258,7 @@ impl Application {
                 .expect("recommender metrics registered once"),
         );
 
+        let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
         let events = crate::events::start(
             &settings,
             &db,
@@ -265,12 +266,12 @@ impl Application {
             &metrics.registry,
             search.indexer.clone().recipient(),
             Some(cf),
+            Some(language.analyzer.clone()),
         )
         .await
         .map_err(StartupError::Kafka)?;
         let events_data = events.http.clone();
         let search_data = web::Data::new(search.http);
-        let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

@@ -51,6 +51,7 @@ pub async fn start(
     registry: &prometheus::Registry,
     es_sync: Recipient<ApplyEvent>,
     cf: Option<crate::recommend::engine::SharedCf>,
+    analyzer: Option<std::sync::Arc<dyn crate::intent::IntentAnalyzer>>,
 ) -> Result<Events, KafkaError> {
     let metrics = EventMetrics::register(registry).expect("event metrics registered once");
     let keys = AnalyticsKeys::new(&settings.redis.key_prefix);
@@ -123,13 +124,13 @@ pub async fn start(
         recommendation = recommendation.with_cf(cf);
     }
     let recommendation = recommendation.start();
-    // No IntentAnalyzer is wired yet: messages are kept as the profile's recent messages.
+    // Messages are analysed (LLM or the local fallback) and merged into the profile.
     let preference = crate::actors::preference::PreferenceActor::new(
         db.clone(),
         redis_for_preferences,
         &settings.redis.key_prefix,
         settings.recommender.preference_cache_ttl_secs,
-        None,
+        analyzer,
     )
     .start();
     let mut ingress = Vec::new();

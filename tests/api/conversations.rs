@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 impl ChatApp {
-    async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+    pub(crate) async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.app
             .client
             .get(self.app.url(path))

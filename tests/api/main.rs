@@ -2,6 +2,7 @@
 //! the local stack (scripts/test.sh brings it up and exports its addresses).
 
 mod chat_e2e;
+mod chat_learning;
 mod chat_support;
 mod chat_ws;
 mod conversations;
