@@ -1,12 +1,16 @@
 //! Building the application: connect the dependencies, start the actors, bind the server.
 
 use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor, RedisPool};
+use crate::actors::search_indexer::SearchIndexer;
 use crate::config::{ModelSettings, Settings};
 use crate::embeddings::EmbeddingService;
+use crate::http::search::SearchState;
 use crate::http::{self, AppState};
 use crate::identity::MemberTokens;
 use crate::metrics::Metrics;
 use crate::ml::Embedder;
+use crate::search::metrics::SearchMetrics;
+use crate::search::SearchClient;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -110,6 +114,63 @@ fn start_monitor(
     .start())
 }
 
+/// How long start-up waits for the search server to create the indices before leaving it to
+/// the indexer.
+const SEARCH_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Search {
+    indexer: Addr<SearchIndexer>,
+    http: SearchState,
+}
+
+/// Creates the search indices (or leaves that to the indexer while the server is away) and
+/// starts the `es-sync` owner.
+async fn start_search(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    embeddings: &EmbeddingService,
+    metrics: &Metrics,
+) -> Result<Search, StartupError> {
+    let es = &settings.elasticsearch;
+    if !["nori", "cjk", "standard"].contains(&es.text_analyzer.as_str()) {
+        return Err(StartupError::Settings(format!(
+            "elasticsearch.text_analyzer must be nori, cjk or standard, not {:?}",
+            es.text_analyzer
+        )));
+    }
+    let client = SearchClient::new(elasticsearch_client(es)?, es);
+    let search_metrics =
+        SearchMetrics::register(&metrics.registry).expect("search metrics registered once");
+    let ready = match tokio::time::timeout(SEARCH_STARTUP_TIMEOUT, client.ensure_indices()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "search indices not created at start-up; the indexer retries");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("the search server did not answer at start-up; the indexer retries");
+            false
+        }
+    };
+    let indexer = SearchIndexer::new(
+        client.clone(),
+        db.clone(),
+        embeddings.clone(),
+        search_metrics.clone(),
+        Duration::from_secs(es.product_sync_interval_secs.max(1)),
+        ready,
+    )
+    .start();
+    Ok(Search {
+        indexer,
+        http: SearchState {
+            client,
+            metrics: search_metrics,
+            retry_after_secs: es.retry_after_secs,
+        },
+    })
+}
+
 impl Application {
     /// Loads the model, connects, migrates (if configured) and binds; the server runs once
     /// awaited.
@@ -137,15 +198,18 @@ impl Application {
             metrics.clone(),
         );
 
+        let search = start_search(&settings, &db, &embeddings, &metrics).await?;
         let events = crate::events::start(
             &settings,
             &db,
             redis_pool(&settings.redis)?,
             &metrics.registry,
+            search.indexer.clone().recipient(),
         )
         .await
         .map_err(StartupError::Kafka)?;
         let events_data = events.http.clone();
+        let search_data = web::Data::new(search.http);
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -168,6 +232,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(events_data.clone())
+                .app_data(search_data.clone())
                 .wrap(from_fn(http::metrics::record_request))
                 .wrap(http::default_headers())
                 .configure(|cfg| http::configure(cfg, max_body))

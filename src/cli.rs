@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Rebuild a search index from the database behind a new name and move its alias to it.
+    Reindex {
+        #[arg(value_enum)]
+        index: ReindexTarget,
+    },
     /// Measurements run by hand (docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -72,6 +77,12 @@ pub enum ImportFormat {
     OnlineRetail,
     /// Instacart products.csv + aisles.csv + departments.csv (a folder).
     Instacart,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReindexTarget {
+    Messages,
+    Products,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -129,6 +140,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let scope = if all { Scope::All } else { Scope::Missing };
             let written = reembed(&settings, &db, scope).await?;
             println!("product embeddings computed: {written}");
+        }
+        Command::Reindex { index } => {
+            let kind = match index {
+                ReindexTarget::Messages => crate::search::IndexKind::Messages,
+                ReindexTarget::Products => crate::search::IndexKind::Products,
+            };
+            let db = crate::db::connect(&settings.database).await?;
+            let client = crate::search::SearchClient::new(
+                crate::app::elasticsearch_client(&settings.elasticsearch)?,
+                &settings.elasticsearch,
+            );
+            client.ensure_indices().await?;
+            let report = crate::search::reindex::reindex(&db, &client, kind, true).await?;
+            println!(
+                "{} documents indexed into {} (alias {})",
+                report.documents,
+                report.index,
+                client.alias(kind)
+            );
         }
         Command::Bench { what } => crate::bench::run(what, &settings)?,
     }

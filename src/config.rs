@@ -75,6 +75,15 @@ pub struct ElasticsearchSettings {
     pub url: SecretString,
     /// Prepended to every index and alias name.
     pub index_prefix: String,
+    /// Analyzer type for message and product text: `nori` (Elasticsearch with the Korean
+    /// plugin), `cjk` (bigrams; what the local server offers) or `standard`.
+    pub text_analyzer: String,
+    /// Deadline of one search-server request.
+    pub request_timeout_ms: u64,
+    /// How often changed products are synced to the search index.
+    pub product_sync_interval_secs: u64,
+    /// `Retry-After` of a 503 answered while the search server is away.
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +227,10 @@ client_id = "convrec"
 [elasticsearch]
 url = "http://127.0.0.1:9200"
 index_prefix = ""
+text_analyzer = "cjk"
+request_timeout_ms = 2000
+product_sync_interval_secs = 5
+retry_after_secs = 5
 
 [model]
 dir = "models/all-MiniLM-L6-v2"

@@ -17,4 +17,5 @@ pub mod intent;
 pub mod metrics;
 pub mod ml;
 pub mod recommend;
+pub mod search;
 pub mod telemetry;

@@ -9,3 +9,4 @@ pub mod kafka_egress;
 pub mod kafka_ingress;
 pub mod outbox_dispatcher;
 pub mod recommendation_cache;
+pub mod search_indexer;

@@ -50,6 +50,7 @@ pub async fn start(
     db: &DatabaseConnection,
     redis: RedisPool,
     registry: &prometheus::Registry,
+    es_sync: Recipient<ApplyEvent>,
 ) -> Result<Events, KafkaError> {
     let metrics = EventMetrics::register(registry).expect("event metrics registered once");
     let keys = AnalyticsKeys::new(&settings.redis.key_prefix);
@@ -123,7 +124,8 @@ pub async fn start(
         let owner: Recipient<ApplyEvent> = match group {
             ConsumerGroup::Analytics => analytics.clone().recipient(),
             ConsumerGroup::Recommendation => recommendation.clone().recipient(),
-            ConsumerGroup::EsSync | ConsumerGroup::PreferenceAnalysis => sink.clone().recipient(),
+            ConsumerGroup::EsSync => es_sync.clone(),
+            ConsumerGroup::PreferenceAnalysis => sink.clone().recipient(),
         };
         ingress.push(KafkaIngress::new(group, kafka, owner, db.clone(), metrics.clone())?.start());
     }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod products;
+pub mod search;
 pub mod trending;
 
 use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(events::configure)
     .configure(trending::configure)
     .configure(demo::configure)
+    .configure(search::configure)
     .default_service(web::to(error::not_found));
 }
 

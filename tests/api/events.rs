@@ -38,7 +38,12 @@ async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
         let event = Envelope::new(
             EventType::ConversationMessageCreated,
             format!("member-{i}"),
-            json!({"conversation_id": i, "text": "겨울 패딩 추천해줘"}),
+            json!({
+                "conversation_id": uuid::Uuid::new_v4(),
+                "message_id": uuid::Uuid::new_v4(),
+                "role": "user",
+                "text": format!("겨울 패딩 추천해줘 {i}"),
+            }),
         );
         outbox::enqueue(&txn, &event).await.unwrap();
     }

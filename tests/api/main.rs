@@ -10,3 +10,4 @@ mod import;
 mod model_parity;
 mod product_embeddings;
 mod products;
+mod search;

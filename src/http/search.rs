@@ -1,0 +1,239 @@
+//! `GET /api/search/messages` (a member searches their own messages; the shop's service token
+//! searches everyone's, optionally one member's) and `GET /api/search/products` (public; BM25 and
+//! kNN on the query's embedding, with highlights). The search server away → 503 + Retry-After.
+
+use crate::http::auth::{require_access, AuthError};
+use crate::http::error::error_response;
+use crate::http::AppState;
+use crate::identity::Caller;
+use crate::search::query::{search_messages, search_products, MessageQuery, ProductQuery};
+use crate::search::{SearchClient, SearchError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Longest query text accepted.
+const MAX_QUERY_CHARS: usize = 200;
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 50;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/search/messages", web::get().to(messages))
+        .route("/api/search/products", web::get().to(products));
+}
+
+/// The search service every handler of this module needs.
+#[derive(Clone)]
+pub struct SearchState {
+    pub client: SearchClient,
+    pub metrics: crate::search::metrics::SearchMetrics,
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchApiError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("search is temporarily unavailable; try again shortly")]
+    Unavailable { retry_after_secs: u64 },
+    #[error("the search failed: {0}")]
+    Failed(String),
+}
+
+impl ResponseError for SearchApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            SearchApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SearchApiError::Auth(e) => e.status_code(),
+            SearchApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            SearchApiError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            SearchApiError::Auth(e) => e.error_response(),
+            SearchApiError::Invalid(m) => {
+                error_response(self.status_code(), "invalid_query", m.clone(), vec![])
+            }
+            SearchApiError::Unavailable { retry_after_secs } => {
+                let mut response = error_response(
+                    self.status_code(),
+                    "search_unavailable",
+                    self.to_string(),
+                    vec![],
+                );
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(*retry_after_secs),
+                );
+                response
+            }
+            SearchApiError::Failed(_) => error_response(
+                self.status_code(),
+                "search_failed",
+                self.to_string(),
+                vec![],
+            ),
+        }
+    }
+}
+
+impl SearchApiError {
+    fn from_search(error: SearchError, state: &SearchState) -> Self {
+        match error {
+            SearchError::Unavailable(reason) => {
+                tracing::warn!(%reason, "search server unavailable");
+                SearchApiError::Unavailable {
+                    retry_after_secs: state.retry_after_secs,
+                }
+            }
+            SearchError::Rejected { status, reason } => {
+                tracing::error!(status, %reason, "search server refused a query");
+                SearchApiError::Failed(format!("status {status}"))
+            }
+        }
+    }
+}
+
+fn query_text(q: Option<String>) -> Result<String, SearchApiError> {
+    let text = q.unwrap_or_default().trim().to_string();
+    if text.is_empty() {
+        return Err(SearchApiError::Invalid(
+            "`q` is required and must not be blank".into(),
+        ));
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(SearchApiError::Invalid(format!(
+            "`q` is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    Ok(text)
+}
+
+fn limit(limit: Option<usize>) -> Result<usize, SearchApiError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        n => Err(SearchApiError::Invalid(format!(
+            "`limit` must be 1 to {MAX_LIMIT}, not {n}"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageParams {
+    pub q: Option<String>,
+    pub conversation: Option<uuid::Uuid>,
+    /// Only for the shop's token: one member's messages.
+    pub member: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchPage<T> {
+    pub total: u64,
+    pub items: Vec<T>,
+    pub took_ms: u64,
+}
+
+async fn messages(
+    caller: Caller,
+    state: web::Data<SearchState>,
+    params: web::Query<MessageParams>,
+) -> Result<HttpResponse, SearchApiError> {
+    let params = params.into_inner();
+    let text = query_text(params.q)?;
+    let limit = limit(params.limit)?;
+    if let (Some(from), Some(to)) = (params.from, params.to) {
+        if from > to {
+            return Err(SearchApiError::Invalid("`from` is after `to`".into()));
+        }
+    }
+    let member_id = match (&caller, params.member) {
+        (Caller::Member(own), Some(other)) => {
+            require_access(&caller, &other)?;
+            Some(own.clone())
+        }
+        (Caller::Member(own), None) => Some(own.clone()),
+        (Caller::Shop, member) => member,
+    };
+    let started = Instant::now();
+    let (total, items) = search_messages(
+        &state.client,
+        &MessageQuery {
+            text,
+            member_id,
+            conversation_id: params.conversation,
+            from: params.from,
+            to: params.to,
+            limit,
+        },
+    )
+    .await
+    .map_err(|e| SearchApiError::from_search(e, &state))?;
+    state
+        .metrics
+        .latency
+        .with_label_values(&["messages"])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok().json(SearchPage {
+        total,
+        items,
+        took_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductParams {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub limit: Option<usize>,
+}
+
+async fn products(
+    app: web::Data<AppState>,
+    state: web::Data<SearchState>,
+    params: web::Query<ProductParams>,
+) -> Result<HttpResponse, SearchApiError> {
+    let params = params.into_inner();
+    let text = query_text(params.q)?;
+    let limit = limit(params.limit)?;
+    let started = Instant::now();
+    // Without an embedding (the model overloaded) the search is lexical only, not an error.
+    let embedding = match app.embeddings.embed(vec![text.clone()]).await {
+        Ok(embedded) => embedded.vectors.into_iter().next(),
+        Err(error) => {
+            tracing::warn!(%error, "product search without the semantic half");
+            None
+        }
+    };
+    let (total, items) = search_products(
+        &state.client,
+        &ProductQuery {
+            text,
+            embedding,
+            category: params.category.filter(|c| !c.trim().is_empty()),
+            limit,
+        },
+    )
+    .await
+    .map_err(|e| SearchApiError::from_search(e, &state))?;
+    state
+        .metrics
+        .latency
+        .with_label_values(&["products"])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok().json(SearchPage {
+        total,
+        items,
+        took_ms: started.elapsed().as_millis() as u64,
+    }))
+}

@@ -1,0 +1,198 @@
+//! The two searches: a member's (or, for the shop, anyone's) messages by text, and products by
+//! text and meaning (BM25 + kNN on the query embedding, summed by the server), with highlights.
+
+use super::{IndexKind, SearchClient, SearchError};
+use chrono::{DateTime, Utc};
+use elasticsearch::http::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub text: String,
+    /// Only this member's messages (always set for a member caller).
+    pub member_id: Option<String>,
+    pub conversation_id: Option<uuid::Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageHit {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub member_id: String,
+    pub role: String,
+    pub timestamp: String,
+    pub content: String,
+    /// Fragments of `content` with the matched terms in `<em>…</em>`.
+    pub highlights: Vec<String>,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuery {
+    pub text: String,
+    pub embedding: Option<Vec<f32>>,
+    /// A category path; matches it and everything below it.
+    pub category: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductHit {
+    pub product_id: String,
+    pub sku: String,
+    pub title: String,
+    pub brand: Option<String>,
+    pub category: String,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    pub stock: i64,
+    pub highlights: Vec<String>,
+    pub score: f64,
+}
+
+pub async fn search_messages(
+    client: &SearchClient,
+    query: &MessageQuery,
+) -> Result<(u64, Vec<MessageHit>), SearchError> {
+    let mut filters = Vec::new();
+    if let Some(member) = &query.member_id {
+        filters.push(json!({ "term": { "userId": member } }));
+    }
+    if let Some(conversation) = &query.conversation_id {
+        filters.push(json!({ "term": { "conversationId": conversation.to_string() } }));
+    }
+    if query.from.is_some() || query.to.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(from) = query.from {
+            range.insert("gte".into(), json!(from.to_rfc3339()));
+        }
+        if let Some(to) = query.to {
+            range.insert("lte".into(), json!(to.to_rfc3339()));
+        }
+        filters.push(json!({ "range": { "timestamp": range } }));
+    }
+    let body = json!({
+        "size": query.limit,
+        "_source": { "excludes": ["embedding"] },
+        "query": { "bool": {
+            "must": [{ "match": { "content": { "query": query.text } } }],
+            "filter": filters
+        }},
+        "highlight": { "fields": { "content": {} } }
+    });
+    let answer = client
+        .request(
+            Method::Post,
+            &format!("/{}/_search", client.alias(IndexKind::Messages)),
+            Some(&body),
+        )
+        .await?;
+    let hits = answer_hits(&answer)
+        .iter()
+        .map(|hit| {
+            let source = &hit["_source"];
+            MessageHit {
+                message_id: text(&source["messageId"]),
+                conversation_id: text(&source["conversationId"]),
+                member_id: text(&source["userId"]),
+                role: text(&source["type"]),
+                timestamp: text(&source["timestamp"]),
+                content: text(&source["content"]),
+                highlights: highlights(hit, "content"),
+                score: hit["_score"].as_f64().unwrap_or(0.0),
+            }
+        })
+        .collect();
+    Ok((total(&answer), hits))
+}
+
+pub async fn search_products(
+    client: &SearchClient,
+    query: &ProductQuery,
+) -> Result<(u64, Vec<ProductHit>), SearchError> {
+    let filter: Vec<Value> = query
+        .category
+        .iter()
+        .map(|category| {
+            json!({ "bool": { "should": [
+                { "term": { "category": category } },
+                { "prefix": { "category": format!("{category}/") } }
+            ], "minimum_should_match": 1 } })
+        })
+        .collect();
+    let mut body = json!({
+        "size": query.limit,
+        "_source": { "excludes": ["embedding", "description"] },
+        "query": { "bool": {
+            "must": [{ "multi_match": {
+                "query": query.text,
+                "fields": ["title^2", "description", "brand", "category"]
+            }}],
+            "filter": filter
+        }},
+        "highlight": { "fields": { "title": {}, "description": {} } }
+    });
+    if let Some(vector) = &query.embedding {
+        body["knn"] = json!({
+            "field": "embedding",
+            "query_vector": vector,
+            "k": query.limit,
+            "num_candidates": (query.limit * 10).max(100),
+            "filter": filter
+        });
+    }
+    let answer = client
+        .request(
+            Method::Post,
+            &format!("/{}/_search", client.alias(IndexKind::Products)),
+            Some(&body),
+        )
+        .await?;
+    let hits = answer_hits(&answer)
+        .iter()
+        .map(|hit| {
+            let source = &hit["_source"];
+            let mut fragments = highlights(hit, "title");
+            fragments.extend(highlights(hit, "description"));
+            ProductHit {
+                product_id: text(&source["productId"]),
+                sku: text(&source["sku"]),
+                title: text(&source["title"]),
+                brand: source["brand"].as_str().map(str::to_string),
+                category: text(&source["category"]),
+                price_minor: source["price"].as_i64(),
+                currency: text(&source["currency"]),
+                stock: source["stock"].as_i64().unwrap_or(0),
+                highlights: fragments,
+                score: hit["_score"].as_f64().unwrap_or(0.0),
+            }
+        })
+        .collect();
+    Ok((total(&answer), hits))
+}
+
+fn answer_hits(answer: &Value) -> Vec<Value> {
+    answer["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn total(answer: &Value) -> u64 {
+    answer["hits"]["total"]["value"].as_u64().unwrap_or(0)
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn highlights(hit: &Value, field: &str) -> Vec<String> {
+    hit["highlight"][field]
+        .as_array()
+        .map(|fragments| fragments.iter().map(text).collect())
+        .unwrap_or_default()
+}
