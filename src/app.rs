@@ -227,13 +227,18 @@ impl Application {
             tokens: MemberTokens::new(&settings.security),
         });
         let max_body = settings.server.max_body_bytes;
+        let limiter = web::Data::new(http::rate_limit::RateLimiter::new(&settings.rate_limit));
+        let cors_origins = settings.server.cors_allowed_origins.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(events_data.clone())
                 .app_data(search_data.clone())
+                .app_data(limiter.clone())
+                .wrap(from_fn(http::rate_limit::limit_requests))
                 .wrap(from_fn(http::metrics::record_request))
+                .wrap(http::cors(&cors_origins))
                 .wrap(http::default_headers())
                 .configure(|cfg| http::configure(cfg, max_body))
         })

@@ -18,6 +18,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub log: LogSettings,
     pub events: EventsSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +34,22 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Seconds between dependency probes for the readiness endpoint.
     pub readiness_interval_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://shop.example`. Empty: same-origin only (no CORS headers).
+    pub cors_allowed_origins: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Sustained requests per minute one member may make to the limited routes.
+    pub per_member_per_minute: u32,
+    /// Requests a member may make at once before the per-minute rate applies.
+    pub per_member_burst: u32,
+    /// The same per client IP (all members behind it, and anonymous callers).
+    pub per_ip_per_minute: u32,
+    pub per_ip_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +221,7 @@ workers = 0
 max_body_bytes = 262144
 shutdown_timeout_secs = 30
 readiness_interval_secs = 5
+cors_allowed_origins = ""
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/convrec"
@@ -269,6 +287,13 @@ outbox_retention_hours = 168
 delivery_timeout_ms = 10000
 idempotent_producer = true
 trending_half_life_secs = 21600
+
+[rate_limit]
+enabled = true
+per_member_per_minute = 120
+per_member_burst = 30
+per_ip_per_minute = 1200
+per_ip_burst = 300
 "#;
 
 #[derive(Debug, thiserror::Error)]

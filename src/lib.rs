@@ -1,6 +1,7 @@
 //! convrec: a conversational, hybrid product-recommendation service built as an actor system.
 
 pub mod actors;
+pub mod analysis;
 pub mod app;
 pub mod bench;
 pub mod cache;

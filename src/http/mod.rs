@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod products;
+pub mod rate_limit;
 pub mod search;
 pub mod trending;
 
@@ -51,6 +52,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(demo::configure)
     .configure(search::configure)
     .default_service(web::to(error::not_found));
+}
+
+/// CORS for the configured origins (`server.cors_allowed_origins`); none configured: no CORS
+/// headers, so browsers allow same-origin calls only.
+pub fn cors(allowed_origins: &str) -> actix_cors::Cors {
+    let origins: Vec<&str> = allowed_origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers([actix_web::http::header::RETRY_AFTER])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Middleware every app gets, outermost last.

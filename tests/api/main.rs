@@ -4,6 +4,7 @@
 mod embeddings;
 mod event_support;
 mod events;
+mod hardening;
 mod health;
 mod helpers;
 mod import;
