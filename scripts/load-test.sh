@@ -31,6 +31,8 @@ export CONVREC__KAFKA__TOPIC_PREFIX="load."
 export CONVREC__ELASTICSEARCH__INDEX_PREFIX="load-"
 export CONVREC__SERVER__PORT="$PORT"
 export CONVREC__SECURITY__DEMO_TOKENS=true
+# Every simulated shopper comes from 127.0.0.1: the per-IP limit would measure itself.
+export CONVREC__RATE_LIMIT__ENABLED=false
 export CONVREC__SECURITY__ADMIN_TOKEN="${CONVREC__SECURITY__ADMIN_TOKEN:-load-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CONVREC__LOG__LEVEL="${CONVREC__LOG__LEVEL:-warn}"
 "$BIN" migrate
