@@ -16,6 +16,7 @@ const INTERVAL_S = parseFloat(__ENV.MESSAGE_INTERVAL || '10');
 const HOLD_S = parseInt(__ENV.HOLD_SECONDS || '60', 10);
 
 export const options = {
+  summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'],
   scenarios: {
     chat: {
       executor: 'ramping-vus',

@@ -5,6 +5,7 @@ import { check } from 'k6';
 import { BASE_URL, scaled, QUERIES, pick } from './lib.js';
 
 export const options = {
+  summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'],
   scenarios: {
     embed: {
       executor: 'ramping-arrival-rate',

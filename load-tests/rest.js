@@ -5,6 +5,7 @@ import { check } from 'k6';
 import { BASE_URL, memberTokens, productIds, pick, scaled, QUERIES } from './lib.js';
 
 export const options = {
+  summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'],
   scenarios: {
     products: {
       executor: 'ramping-arrival-rate',
