@@ -410,8 +410,8 @@ content_candidates = 100
 cf_candidates = 100
 popular_candidates = 50
 cf_rebuild_interval_secs = 300
-cf_half_life_days = 30.0
-cf_neighbours_per_item = 50
+cf_half_life_days = 365.0
+cf_neighbours_per_item = 200
 diversity_lambda = 0.7
 preference_cache_ttl_secs = 86400
 

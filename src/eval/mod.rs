@@ -291,17 +291,93 @@ async fn esci_in(
         content.push(by_content.into_iter().take(K).collect());
         lexical.push(by_words.into_iter().take(K).collect());
     }
+    let hybrid = service_hybrid_lists(&db, settings, &queries).await?;
     db.close().await.ok();
     let scores = [
         esci::score("content only (pgvector cosine)", &queries, &content, K),
         esci::score("lexical only (PostgreSQL ts_rank)", &queries, &lexical, K),
         esci::score("content + lexical (RRF, c = 60)", &queries, &fused, K),
+        esci::score(
+            "hybrid (service: FallbackAnalyzer + Recommender)",
+            &queries,
+            &hybrid,
+            K,
+        ),
     ];
     Ok(format!(
         "ESCI, {} queries, gains E/S/C/I = 3/2/1/0.\n\n{}",
         queries.len(),
         esci::markdown_table(&scores, K)
     ))
+}
+
+/// The service's own ranking: each query goes through the fallback intent analyser as a
+/// chat message and then through the [`Recommender`] built as `app.rs` builds it (anonymous
+/// member, limit [`K`]). Its Redis keys live under a prefix of their own, so no cached list
+/// (or analytics ZSet) of the service or of an earlier run is read.
+///
+/// [`Recommender`]: crate::actors::recommender::Recommender
+async fn service_hybrid_lists(
+    db: &sea_orm::DatabaseConnection,
+    settings: &Settings,
+    queries: &[esci::JudgedQuery],
+) -> anyhow::Result<Vec<Vec<String>>> {
+    use crate::intent::IntentAnalyzer;
+    use crate::recommend::{ProductRanker, RecommendRequest};
+
+    let key_prefix = format!("eval:{}:", uuid::Uuid::new_v4());
+    let redis = crate::app::redis_pool(&settings.redis)?;
+    let metrics = crate::metrics::Metrics::new();
+    let embeddings = crate::embeddings::EmbeddingService::start(
+        crate::app::load_model(&settings.model).await?,
+        &settings.embedding,
+        redis.clone(),
+        &key_prefix,
+        metrics.clone(),
+    );
+    let reco = &settings.recommender;
+    let cf = crate::recommend::engine::load_cf(
+        db,
+        CfConfig {
+            half_life_days: reco.cf_half_life_days,
+            neighbours_per_item: reco.cf_neighbours_per_item,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let recommender = crate::actors::recommender::Recommender::start(
+        crate::recommend::engine::HybridEngine {
+            db: db.clone(),
+            redis: redis.clone(),
+            embeddings,
+            keys: crate::actors::analytics::AnalyticsKeys::new(&key_prefix),
+            settings: reco.clone(),
+            cf: std::sync::Arc::new(std::sync::RwLock::new(cf)),
+        },
+        &key_prefix,
+        crate::actors::recommender::RecommenderMetrics::register(&metrics.registry)?,
+    );
+    let analyzer = crate::analysis::FallbackAnalyzer::load(db, settings.llm.usd_krw_rate).await?;
+
+    let mut lists = Vec::with_capacity(queries.len());
+    for query in queries {
+        let mut intent = analyzer.analyze(&query.text, None).await.intent;
+        // Every ESCI product has the same synthetic stock (100); the filter would change nothing.
+        intent.in_stock_only = false;
+        let recommended = recommender
+            .recommend(RecommendRequest {
+                member_id: None,
+                query_text: Some(query.text.clone()),
+                query_embedding: None,
+                intent,
+                limit: K,
+                exclude: Vec::new(),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("recommending for {:?}: {e}", query.text))?;
+        lists.push(recommended.into_iter().map(|p| p.sku).collect());
+    }
+    Ok(lists)
 }
 
 #[cfg(test)]

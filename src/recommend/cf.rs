@@ -46,8 +46,8 @@ impl Default for CfConfig {
             view_weight: 1.0,
             cart_weight: 3.0,
             order_weight: 5.0,
-            half_life_days: 30.0,
-            neighbours_per_item: 50,
+            half_life_days: 365.0,
+            neighbours_per_item: 200,
         }
     }
 }
