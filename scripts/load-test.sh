@@ -58,5 +58,7 @@ for name in "${SCRIPTS[@]}"; do
     "$K6" run --quiet --summary-export "$RESULTS/$name.json" "load-tests/$name.js" \
     2>&1 | tee "$RESULTS/$name.txt" || status=1
 done
-echo "summaries: $RESULTS/*.txt and *.json (exit $status: 0 = every threshold met)"
+# The service's own view of the run (per-stage chat latency, cache hits, queue depths).
+curl -fsS "http://127.0.0.1:$PORT/metrics" >"$RESULTS/metrics.txt" || true
+echo "summaries: $RESULTS/*.txt and *.json, service metrics: $RESULTS/metrics.txt (exit $status: 0 = every threshold met)"
 exit $status

@@ -38,7 +38,7 @@ pub struct FallbackAnalyzer {
 }
 
 /// Most catalog categories named to the LLM (a prompt is not a taxonomy dump).
-const MAX_PROMPT_CATEGORIES: usize = 300;
+pub(crate) const MAX_PROMPT_CATEGORIES: usize = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum HitKind {
@@ -116,7 +116,6 @@ impl FallbackAnalyzer {
             .column(product::Column::Category)
             .distinct()
             .order_by_asc(product::Column::Category)
-            .limit(MAX_PROMPT_CATEGORIES as u64)
             .into_tuple()
             .all(db)
             .await?;
@@ -128,6 +127,17 @@ impl FallbackAnalyzer {
         let mut analyzer = Self::new(brands, usd_rate_minor);
         analyzer.catalog_categories = categories;
         Ok(analyzer)
+    }
+
+    /// Whether `path` is, or is above, a category of the loaded catalog (always true before a
+    /// catalog is loaded: the built-in vocabulary is then the taxonomy).
+    fn catalog_has(&self, path: &str) -> bool {
+        self.catalog_categories.is_empty()
+            || self.catalog_categories.iter().any(|category| {
+                category == path
+                    || (category.starts_with(path)
+                        && category.as_bytes().get(path.len()) == Some(&b'/'))
+            })
     }
 
     /// Category paths an intent may name: the catalog's (and their top levels), or the
@@ -243,9 +253,18 @@ impl FallbackAnalyzer {
             match hit.kind {
                 HitKind::Category(term) => {
                     let (term, path, keyword) = CATEGORY_TERMS[term];
-                    push_unique(&mut said.categories, path);
-                    if !keyword.is_empty() && !term.is_ascii() {
-                        push_unique(&mut said.keywords, keyword);
+                    if self.catalog_has(path) {
+                        push_unique(&mut said.categories, path);
+                        if !keyword.is_empty() && !term.is_ascii() {
+                            push_unique(&mut said.keywords, keyword);
+                        }
+                    } else {
+                        // A category this catalog does not have cannot filter (it would
+                        // filter out everything); the words still say what is wanted.
+                        let words = if keyword.is_empty() { term } else { keyword };
+                        if words.is_ascii() {
+                            push_unique(&mut said.keywords, words);
+                        }
                     }
                 }
                 HitKind::Color(color) if excluded => push_unique(&mut said.excluded_colors, color),

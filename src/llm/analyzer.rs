@@ -2,6 +2,7 @@
 //! used or its answer does not hold up.
 
 use super::client::LlmClient;
+use crate::analysis::fallback::MAX_PROMPT_CATEGORIES;
 use crate::analysis::FallbackAnalyzer;
 use crate::intent::{AnalyzedIntent, IntentAnalyzer, IntentSource, ShoppingIntent};
 use futures::future::BoxFuture;
@@ -20,7 +21,9 @@ pub struct LlmIntentAnalyzer {
 impl LlmIntentAnalyzer {
     pub fn new(client: Arc<LlmClient>, fallback: Arc<FallbackAnalyzer>) -> Self {
         let categories = fallback.known_categories();
-        let instructions = instructions(&categories, &fallback.brand_names());
+        // The prompt names a bounded number of categories (it is not a taxonomy dump).
+        let named = &categories[..categories.len().min(MAX_PROMPT_CATEGORIES)];
+        let instructions = instructions(named, &fallback.brand_names());
         Self {
             client,
             fallback,

@@ -372,6 +372,7 @@ mod tests {
         model.rebuild(400_000);
         let took = started.elapsed();
         assert!(took.as_secs() < 30, "rebuild took {took:?}");
-        assert_eq!(model.similar(id(0), 100).len(), 50);
+        let kept = CfConfig::default().neighbours_per_item;
+        assert_eq!(model.similar(id(0), kept + 10).len(), kept);
     }
 }

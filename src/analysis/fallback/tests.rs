@@ -504,3 +504,24 @@ fn demo_catalog_titles_land_in_their_categories() {
         wrong.len()
     );
 }
+
+#[tokio::test]
+async fn a_category_the_catalog_lacks_becomes_keywords_not_a_filter() {
+    let mut analyzer = analyzer();
+    analyzer.catalog_categories = vec!["electronics/audio".into(), "shoes".into()];
+    let boots = analyzer.analyze("등산화 추천해줘", None).await.intent;
+    assert!(boots.categories.is_empty(), "{boots:?}");
+    assert!(
+        boots.keywords.contains(&"hiking shoes".to_string()),
+        "{boots:?}"
+    );
+    // A path the catalog has (or has below it) still filters.
+    let headphones = analyzer.analyze("headphones please", None).await.intent;
+    assert!(
+        headphones
+            .categories
+            .iter()
+            .all(|c| c.starts_with("electronics")),
+        "{headphones:?}"
+    );
+}
