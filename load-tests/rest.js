@@ -1,5 +1,5 @@
-// REST lookups at a ramping arrival rate: products (list, by id) and recommendations (per member,
-// similar-to-product). Thresholds are the seed's service levels (DESIGN.md).
+// REST lookups at a ramping arrival rate: products (list, by id), recommendations (per member,
+// similar-to-product) and product search at a constant 20 req/s. Thresholds are the seed's service levels (DESIGN.md).
 import http from 'k6/http';
 import { check } from 'k6';
 import { BASE_URL, memberTokens, productIds, pick, scaled, QUERIES } from './lib.js';
@@ -20,6 +20,15 @@ export const options = {
         { target: scaled(200), duration: '30s' },
       ],
     },
+    search: {
+      executor: 'constant-arrival-rate',
+      exec: 'search',
+      rate: scaled(20),
+      timeUnit: '1s',
+      duration: '90s',
+      preAllocatedVUs: scaled(10),
+      maxVUs: scaled(100),
+    },
     recommendations: {
       executor: 'ramping-arrival-rate',
       exec: 'recommendations',
@@ -38,6 +47,7 @@ export const options = {
     'http_req_duration{kind:products}': ['p(95)<200'],
     'http_req_duration{kind:recommendations}': ['p(90)<1000', 'p(95)<1000'],
     'http_req_duration{kind:similar}': ['p(95)<200'],
+    'http_req_duration{kind:search}': ['p(95)<100'],
     'checks': ['rate>0.99'],
     'dropped_iterations': ['count<100'],
   },
@@ -53,6 +63,14 @@ export function products(data) {
       ? http.get(`${BASE_URL}/api/products?limit=20&category=${pick(['outdoor', 'fashion', 'shoes', 'electronics'])}`, { tags: { kind: 'products' } })
       : http.get(`${BASE_URL}/api/products/${pick(data.products)}`, { tags: { kind: 'products' } });
   check(res, { 'products 200': (r) => r.status === 200 });
+}
+
+// Product search (BM25 + kNN; the query embeddings are Redis hits after their first use).
+export function search() {
+  const res = http.get(`${BASE_URL}/api/search/products?limit=10&q=${encodeURIComponent(pick(QUERIES))}`, {
+    tags: { kind: 'search' },
+  });
+  check(res, { 'search 200': (r) => r.status === 200 });
 }
 
 export function recommendations(data) {
