@@ -6,6 +6,7 @@ It only ranks: it writes `member<TAB>sku` lines (top N per test customer, best f
 `convrec eval online-retail --ranked als=FILE` scores with the same metric code as every
 other method. Run it from a venv outside the repository (docs/evaluation.md):
 
+    python3 -m venv ~/.cache/convrec/bench-venv && ~/.cache/convrec/bench-venv/bin/pip install implicit
     ~/.cache/convrec/bench-venv/bin/python scripts/eval_als.py DIR/ DIR/als.tsv
 """
 
