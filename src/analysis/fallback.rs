@@ -188,6 +188,16 @@ impl FallbackAnalyzer {
                 // Old keywords described the old kind of product.
                 intent.keywords.clear();
             }
+            let another_kind = !intent.categories.is_empty()
+                && !said
+                    .categories
+                    .iter()
+                    .any(|c| intent.categories.contains(c));
+            if another_kind && said.price.is_none() {
+                // So did the old budget: "under ₩100,000" for a padded jacket says nothing
+                // about hiking boots, and carrying it over silently empties the next list.
+                intent.price_range = None;
+            }
             intent.categories = said.categories;
         }
         if !said.styles.is_empty() {

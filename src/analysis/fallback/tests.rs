@@ -445,6 +445,27 @@ fn constraints_persist_across_turns_until_changed() {
 }
 
 #[test]
+fn a_budget_does_not_follow_the_shopper_to_another_kind_of_product() {
+    let analyzer = analyzer();
+    let padding = analyzer.analyze_message("10만원 이하 패딩 보여줘", None);
+    assert!(padding.price_range.is_some());
+
+    // Same kind of product: the budget stays.
+    let black = analyzer.analyze_message("검은색 패딩은?", Some(&padding));
+    assert_eq!(black.price_range, padding.price_range);
+
+    // Another kind: the jacket budget is dropped, the colour taste stays.
+    let boots = analyzer.analyze_message("Show me waterproof hiking boots", Some(&black));
+    assert_eq!(boots.categories, ["shoes/hiking"]);
+    assert_eq!(boots.price_range, None);
+    assert_eq!(boots.colors, ["black"]);
+
+    // Another kind with its own budget: that budget.
+    let running = analyzer.analyze_message("러닝화 5만원 이하", Some(&boots));
+    assert_eq!(running.price_range.and_then(|p| p.max_minor), Some(50_000));
+}
+
+#[test]
 fn english_turns_persist_too() {
     let analyzer = analyzer();
     let first = analyzer.analyze_message("running shoes under $100", None);
