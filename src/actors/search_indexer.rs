@@ -9,13 +9,16 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::events::apply::{ApplyError, ApplyEvent};
 use crate::events::envelope::EventType;
-use crate::search::bulk::{index_documents, ItemOutcome};
+use crate::search::bulk::{delete_documents, index_documents, ItemOutcome};
 use crate::search::documents::{MessageDoc, ProductDoc};
 use crate::search::metrics::SearchMetrics;
 use crate::search::{IndexKind, SearchClient, SearchError};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -109,14 +112,17 @@ impl Handler<SyncProducts> for SearchIndexer {
                 if ensure {
                     client.ensure_indices().await.map_err(SyncError::Search)?;
                 }
-                sync_products(&client, &db, since).await
+                let sync = sync_products(&client, &db, since).await?;
+                let deleted = purge_deleted_products(&client, &db).await?;
+                Ok::<_, SyncError>((sync, deleted))
             }
             .into_actor(self)
             .map(move |result, actor, _| {
                 actor.syncing = false;
                 match result {
-                    Ok(sync) => {
+                    Ok((sync, deleted)) => {
                         actor.indices_ready = true;
+                        actor.count(IndexKind::Products, "deleted", deleted);
                         actor.count(IndexKind::Products, "indexed", sync.indexed);
                         actor.count(IndexKind::Products, "rejected", sync.rejected);
                         if let Some(latest) = sync.latest {
@@ -208,6 +214,57 @@ async fn sync_products(
         }
     }
     Ok(sync)
+}
+
+/// Removes deleted products (the `product_tombstones` the delete trigger wrote) from the index,
+/// then forgets the tombstones it removed. A tombstone written again meanwhile (a newer
+/// `deleted_at`) stays for the next tick. Returns how many were removed.
+async fn purge_deleted_products(
+    client: &SearchClient,
+    db: &DatabaseConnection,
+) -> Result<usize, SyncError> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT product_id, deleted_at FROM product_tombstones ORDER BY deleted_at LIMIT $1",
+            [(PRODUCT_BATCH as i64).into()],
+        ))
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tombstones = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("", "product_id")?;
+        let at: DateTime<Utc> = row.try_get("", "deleted_at")?;
+        tombstones.push((id.to_string(), at));
+    }
+    let ids: Vec<String> = tombstones.iter().map(|(id, _)| id.clone()).collect();
+    let report = delete_documents(client, &client.alias(IndexKind::Products), &ids)
+        .await
+        .map_err(SyncError::Search)?;
+    let done: Vec<&(String, DateTime<Utc>)> = tombstones
+        .iter()
+        .zip(&report.outcomes)
+        .filter(|(_, outcome)| !matches!(outcome, ItemOutcome::Retryable(_)))
+        .map(|(tombstone, _)| tombstone)
+        .collect();
+    for (id, at) in &done {
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "DELETE FROM product_tombstones WHERE product_id = $1::uuid AND deleted_at = $2",
+            [id.clone().into(), (*at).into()],
+        ))
+        .await?;
+    }
+    if report.retryable() > 0 {
+        return Err(SyncError::Search(SearchError::Unavailable(format!(
+            "{} deleted products not removed from the index yet",
+            report.retryable()
+        ))));
+    }
+    Ok(done.len())
 }
 
 impl Handler<ApplyEvent> for SearchIndexer {

@@ -58,6 +58,36 @@ pub async fn index_documents<D: Serialize>(
     Ok(read_items(&answer, docs.len()))
 }
 
+/// Deletes documents by id from `index`. A document that is not there counts as deleted
+/// (the goal is its absence), so a repeat is harmless.
+pub async fn delete_documents(
+    client: &SearchClient,
+    index: &str,
+    ids: &[String],
+) -> Result<BulkReport, SearchError> {
+    if ids.is_empty() {
+        return Ok(BulkReport::default());
+    }
+    let mut body = String::new();
+    for id in ids {
+        body.push_str(&json!({ "delete": { "_index": index, "_id": id } }).to_string());
+        body.push('\n');
+    }
+    let answer = client.bulk_raw(body).await?;
+    Ok(read_deletes(&answer, ids.len()))
+}
+
+fn read_deletes(answer: &Value, expected: usize) -> BulkReport {
+    let mut report = read_items(answer, expected);
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    for (outcome, item) in report.outcomes.iter_mut().zip(&items) {
+        if item["delete"]["status"].as_u64() == Some(404) {
+            *outcome = ItemOutcome::Indexed;
+        }
+    }
+    report
+}
+
 /// Per-item outcomes of a bulk answer. Missing items (a truncated answer) count as retryable.
 pub fn read_items(answer: &Value, expected: usize) -> BulkReport {
     let items = answer["items"].as_array().cloned().unwrap_or_default();
@@ -94,6 +124,18 @@ pub fn read_items(answer: &Value, expected: usize) -> BulkReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deleting_a_missing_document_counts_as_done() {
+        let answer = json!({"errors": true, "items": [
+            {"delete": {"_id": "1", "status": 200, "result": "deleted"}},
+            {"delete": {"_id": "2", "status": 404, "result": "not_found"}},
+            {"delete": {"_id": "3", "status": 503, "error": {"reason": "unavailable_shards"}}}
+        ]});
+        let report = read_deletes(&answer, 3);
+        assert_eq!(report.indexed(), 2);
+        assert_eq!(report.retryable(), 1);
+    }
 
     #[test]
     fn a_200_answer_with_failed_items_is_read_item_by_item() {

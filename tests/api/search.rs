@@ -278,7 +278,7 @@ async fn products_are_synced_and_found_by_text_and_meaning() {
     mug["title"] = json!("스테인리스 보온 머그");
     mug["description"] = json!("insulated coffee mug keeps drinks hot");
     mug["category"] = json!("home/kitchen");
-    app.create_product(&mug).await;
+    let mug = app.create_product(&mug).await;
 
     let found = wait_until(INDEX_TIMEOUT, || async {
         let response = app.get("/api/search/products?q=등산%20자켓").await;
@@ -316,6 +316,48 @@ async fn products_are_synced_and_found_by_text_and_meaning() {
         .unwrap()
         .iter()
         .all(|i| i["category"] == "home/kitchen"));
+
+    // A deleted product leaves the index on a following sync (the delete trigger's tombstone).
+    let mug_is_found = || async {
+        let body: Value = app
+            .get("/api/search/products?q=머그")
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["product_id"] == mug["id"])
+    };
+    assert!(wait_until(INDEX_TIMEOUT, mug_is_found).await);
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/products/{}", mug["id"].as_str().unwrap())))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = wait_until(INDEX_TIMEOUT, || async { !mug_is_found().await }).await;
+    assert!(gone, "the deleted product is no longer found");
+    // ... and its tombstone is forgotten once the index confirmed the removal.
+    let cleared = wait_until(INDEX_TIMEOUT, || async {
+        use sea_orm::ConnectionTrait;
+        let row = app
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*)::bigint AS n FROM product_tombstones",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap() == 0
+    })
+    .await;
+    assert!(cleared, "the tombstone is removed after the index delete");
 }
 
 /// A noida-db (Elasticsearch-compatible) server of the test's own, so it can be stopped
