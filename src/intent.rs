@@ -11,7 +11,7 @@ pub const MAX_LIST_LEN: usize = 16;
 /// Longest single entry.
 pub const MAX_ENTRY_LEN: usize = 64;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sentiment {
     Positive,
@@ -21,7 +21,7 @@ pub enum Sentiment {
 }
 
 /// An inclusive price range in minor units of the shop's currency (KRW has none: won).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceRange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ impl PriceRange {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShoppingIntent {
     /// Catalog category paths (`outdoor/jackets`) or top levels (`outdoor`); a product matches
@@ -163,7 +163,7 @@ impl ShoppingIntent {
 }
 
 /// Where an analysed intent came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IntentSource {
     /// The configured OpenAI-compatible model.
@@ -172,7 +172,7 @@ pub enum IntentSource {
     Fallback,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalyzedIntent {
     /// What this message asks for, merged over the conversation's earlier constraints.
     pub intent: ShoppingIntent,

@@ -18,7 +18,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DependencyStatus {
     Unknown,
@@ -26,7 +26,7 @@ pub enum DependencyStatus {
     Down,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DependencyState {
     pub name: &'static str,
     pub status: DependencyStatus,

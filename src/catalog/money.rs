@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Currencies the shop accepts. The exponent is the number of minor-unit digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Currency {
     #[default]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Longest `client_id` echoed back (it is the client's own correlation id).
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClientFrame {
     /// A shopper's message; without `conversation_id` it goes to the session's current
@@ -29,7 +29,7 @@ pub enum ClientFrame {
     Ping,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame {
     /// The message is stored; the reply follows.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// Longest stored conversation title, in characters (titles default to the first message).
 pub const MAX_TITLE_CHARS: usize = 80;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -30,7 +30,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: Uuid,
     pub member_id: String,
@@ -52,15 +52,19 @@ impl Conversation {
 }
 
 /// A stored message as clients see it (the embedding stays in the database).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredMessage {
     pub id: Uuid,
     pub conversation_id: Uuid,
     pub role: Role,
     pub text: String,
+    /// The analysed intent (assistant messages).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub intent: Option<Value>,
+    /// The recommended products (assistant messages).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub products: Option<Value>,
     pub created_at: DateTime<Utc>,
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// What happened. The type decides the topic; an unknown type is a poison record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "conversation.message.created")]
     ConversationMessageCreated,

@@ -5,7 +5,7 @@
 use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
 use crate::http::auth::AuthError;
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::identity::Caller;
 use crate::intent::AnalyzedIntent;
@@ -13,6 +13,7 @@ use crate::recommend::RecommendedProduct;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -115,13 +116,28 @@ fn page_size(limit: Option<u64>, state: &AppState) -> Result<u64, ConversationsE
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateConversationBody {
+    /// At most 200 characters; trimmed, blank means none.
     #[serde(default)]
     title: Option<String>,
 }
 
+/// Starts a conversation (a member token).
+#[utoipa::path(
+    post,
+    path = "/api/conversations",
+    tag = "conversations",
+    request_body(content = Option<CreateConversationBody>, description = "Optional: a title"),
+    security(("member_token" = [])),
+    responses(
+        (status = 201, description = "The new conversation", body = store::Conversation),
+        (status = 400, description = "`invalid_parameter`: the title is too long", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the service token cannot start conversations", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(member = ?caller.member_id()))]
 async fn create_conversation(
     state: web::Data<AppState>,
@@ -143,9 +159,11 @@ async fn create_conversation(
     Ok(HttpResponse::Created().json(conversation))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListConversationsQuery {
+    /// Page size, 1 to `chat.max_page_size` (default 20).
     #[serde(default)]
     limit: Option<u64>,
     /// `next_cursor` of the previous page.
@@ -156,12 +174,28 @@ struct ListConversationsQuery {
     member_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ConversationPage {
+    /// Most recently active first.
     conversations: Vec<store::Conversation>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
+/// A member's conversations, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/conversations",
+    tag = "conversations",
+    params(ListConversationsQuery),
+    security(("member_token" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "One page", body = ConversationPage),
+        (status = 400, description = "`invalid_parameter` (a bad limit or cursor; the service token must name `member_id`) or `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another member's conversations", body = ErrorBody),
+    )
+)]
 async fn list_conversations(
     state: web::Data<AppState>,
     caller: Caller,
@@ -207,9 +241,11 @@ async fn list_conversations(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListMessagesQuery {
+    /// Page size, 1 to `chat.max_page_size` (default 20).
     #[serde(default)]
     limit: Option<u64>,
     /// Only messages older than this message (`next_before` of the previous page).
@@ -217,7 +253,7 @@ struct ListMessagesQuery {
     before: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct MessagePage {
     /// Oldest first.
     messages: Vec<StoredMessage>,
@@ -225,6 +261,21 @@ struct MessagePage {
     next_before: Option<Uuid>,
 }
 
+/// A conversation's messages, a page at a time from the newest (each page oldest first).
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}/messages",
+    tag = "conversations",
+    params(("id" = Uuid, Path, description = "The conversation id"), ListMessagesQuery),
+    security(("member_token" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "One page", body = MessagePage),
+        (status = 400, description = "`invalid_parameter`, `invalid_query` or `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another member's conversation", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+    )
+)]
 async fn list_messages(
     state: web::Data<AppState>,
     caller: Caller,
@@ -256,25 +307,45 @@ async fn list_messages(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PostMessageBody {
+    /// The shopper's message (not blank, at most `chat.max_message_chars` characters).
     text: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ReplyBody {
     message: StoredMessage,
     products: Vec<RecommendedProduct>,
     intent: AnalyzedIntent,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TurnBody {
     message: StoredMessage,
     reply: ReplyBody,
 }
 
+/// Sends a message and answers with the assistant's reply (the chat socket's pipeline, in one
+/// response; a member token).
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/messages",
+    tag = "conversations",
+    params(("id" = Uuid, Path, description = "The conversation id")),
+    request_body = PostMessageBody,
+    security(("member_token" = [])),
+    responses(
+        (status = 201, description = "The stored message and the reply", body = TurnBody),
+        (status = 400, description = "`invalid_message` (blank), `message_too_long` or `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another member's conversation, or the service token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        (status = 429, description = "`overloaded`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the chat pipeline is not running", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(member = ?caller.member_id(), conversation = %path))]
 async fn post_message(
     state: web::Data<AppState>,

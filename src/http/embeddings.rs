@@ -3,7 +3,7 @@
 
 use crate::actors::embedding_batcher::BatchError;
 use crate::config::EmbeddingSettings;
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::ml::cosine;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
@@ -12,6 +12,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Instant;
+use utoipa::ToSchema;
 
 /// What an overloaded answer tells the client to wait, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 1;
@@ -163,13 +164,13 @@ fn elapsed_ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     pub text: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EmbedResponse {
     pub vector: Vec<f32>,
     pub cached: bool,
@@ -177,6 +178,20 @@ pub struct EmbedResponse {
     pub processing_time_ms: f64,
 }
 
+/// The model's embedding of one text (384 numbers, L2-normalised).
+#[utoipa::path(
+    post,
+    path = "/embed",
+    tag = "embeddings",
+    request_body = EmbedRequest,
+    responses(
+        (status = 200, description = "The vector", body = EmbedResponse),
+        (status = 400, description = "`invalid_text`: blank or too long", body = ErrorBody),
+        (status = 429, description = "`overloaded`: the queue is full; see `Retry-After`", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`model_unavailable`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn embed(
     state: web::Data<AppState>,
@@ -197,13 +212,13 @@ async fn embed(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchEmbedRequest {
     pub texts: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchEmbedResponse {
     pub vectors: Vec<Vec<f32>>,
     pub cached_count: usize,
@@ -212,6 +227,20 @@ pub struct BatchEmbedResponse {
     pub batch_size: usize,
 }
 
+/// Embeddings of up to `embedding.max_batch_texts` texts, in order.
+#[utoipa::path(
+    post,
+    path = "/batch-embed",
+    tag = "embeddings",
+    request_body = BatchEmbedRequest,
+    responses(
+        (status = 200, description = "The vectors, in the order of the texts", body = BatchEmbedResponse),
+        (status = 400, description = "`no_texts`, `too_many_texts` or `invalid_text`", body = ErrorBody),
+        (status = 429, description = "`overloaded`: the queue is full; see `Retry-After`", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`model_unavailable`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn batch_embed(
     state: web::Data<AppState>,
@@ -246,18 +275,29 @@ async fn batch_embed(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarityRequest {
     pub vector1: Vec<f32>,
     pub vector2: Vec<f32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SimilarityResponse {
     pub similarity: f32,
 }
 
+/// Cosine similarity of two vectors of the model's dimension.
+#[utoipa::path(
+    post,
+    path = "/similarity",
+    tag = "embeddings",
+    request_body = SimilarityRequest,
+    responses(
+        (status = 200, description = "The cosine, in [-1, 1]", body = SimilarityResponse),
+        (status = 400, description = "`invalid_vector`: wrong length or not finite", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn similarity(
     state: web::Data<AppState>,
@@ -275,7 +315,7 @@ async fn similarity(
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
     pub model: ModelStats,
     pub workers: usize,
@@ -286,14 +326,14 @@ pub struct StatsResponse {
     pub requests_served: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelStats {
     pub id: String,
     pub dimension: usize,
     pub max_tokens: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchingStats {
     pub max_batch_size: usize,
     pub max_batch_tokens: usize,
@@ -306,7 +346,7 @@ pub struct BatchingStats {
     pub in_flight: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
@@ -317,6 +357,16 @@ pub struct CacheStats {
     pub ttl_secs: u64,
 }
 
+/// The encoder's configuration, batching and cache counters.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "embeddings",
+    responses(
+        (status = 200, description = "Counters of this instance (cache: of every instance when Redis answers)", body = StatsResponse),
+        (status = 503, description = "`model_unavailable`: the batcher did not answer", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, EmbeddingsError> {
     let service = &state.embeddings;

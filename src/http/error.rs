@@ -10,12 +10,12 @@ use crate::catalog::FieldError;
 
 /// `{"error": {"code": "...", "message": "...", "details": [...]}}`; `code` is stable and
 /// meant for programs, `message` for people.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: &'static str,
     pub message: String,

@@ -6,14 +6,14 @@
 use crate::catalog::FieldError;
 use crate::events::envelope::{Envelope, EventType, InteractionPayload};
 use crate::events::outbox;
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_MEMBER_ID_CHARS: usize = 128;
@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/events", web::post().to(post_event));
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ShopEventKind {
     View,
@@ -44,13 +44,14 @@ impl ShopEventKind {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShopEventBody {
     #[serde(rename = "type")]
     pub kind: ShopEventKind,
     pub member_id: String,
     pub product_id: Uuid,
+    /// 1 to 1000 (default 1).
     #[serde(default)]
     pub quantity: Option<i32>,
     /// Required for orders: the shop's order number.
@@ -168,6 +169,28 @@ impl ResponseError for EventsError {
     }
 }
 
+/// The answer to an accepted event: its id and where it is published.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAccepted {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The Kafka topic's base name (without the deployment's prefix).
+    pub topic: &'static str,
+}
+
+/// Records a shop event (view, cart add, order) for the recommender.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "events",
+    request_body = ShopEventBody,
+    responses(
+        (status = 202, description = "Stored; delivered to Kafka from the outbox", body = EventAccepted),
+        (status = 409, description = "`conflict`: the order already has this product", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (with `details`; also an unknown `product_id`) or `invalid_body`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(kind = ?body.kind))]
 async fn post_event(
     state: web::Data<AppState>,
@@ -205,11 +228,11 @@ async fn post_event(
     }
     outbox::enqueue(&txn, &envelope).await?;
     txn.commit().await?;
-    Ok(HttpResponse::Accepted().json(json!({
-        "event_id": envelope.event_id,
-        "type": envelope.event_type,
-        "topic": envelope.topic().base_name(),
-    })))
+    Ok(HttpResponse::Accepted().json(EventAccepted {
+        event_id: envelope.event_id,
+        event_type: envelope.event_type,
+        topic: envelope.topic().base_name(),
+    }))
 }
 
 async fn product_category(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<String>, DbErr> {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod page;
 pub mod products;
 pub mod rate_limit;
@@ -65,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .configure(recommendations::configure)
     .configure(conversations::configure)
     .configure(ws::configure)
+    .configure(openapi::configure)
     .configure(page::configure)
     .default_service(web::to(error::not_found));
 }

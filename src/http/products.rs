@@ -6,12 +6,14 @@ use crate::catalog::{Currency, FieldError, ProductDraft};
 use crate::db::entities::product;
 use crate::http::auth::{require_admin, AuthError};
 use crate::http::error::error_response;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -97,7 +99,7 @@ fn storage_error(err: sea_orm::DbErr, sku: &str) -> ProductsError {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// Integer minor units: won for KRW, cents for USD.
@@ -106,7 +108,7 @@ pub struct Price {
     pub currency: Currency,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PriceView {
     pub amount_minor: i64,
     pub currency: Currency,
@@ -114,7 +116,7 @@ pub struct PriceView {
     pub formatted: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductView {
     pub id: Uuid,
     pub sku: String,
@@ -126,6 +128,7 @@ pub struct ProductView {
     pub price: Option<PriceView>,
     pub stock: i32,
     pub in_stock: bool,
+    #[schema(value_type = Object)]
     pub attributes: Value,
     pub image_url: Option<String>,
     /// Whether the product's embedding is computed (it is, unless the encoder failed).
@@ -160,7 +163,7 @@ impl From<product::Model> for ProductView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductPage {
     pub items: Vec<ProductView>,
     /// Pass as `after` to fetch the next page; absent on the last page.
@@ -168,7 +171,8 @@ pub struct ProductPage {
     pub next_after: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub category: Option<String>,
@@ -179,7 +183,9 @@ pub struct ListQuery {
     pub max_price: Option<i64>,
     pub q: Option<String>,
     pub in_stock: Option<bool>,
+    /// Page size, 1 to 100 (default 20).
     pub limit: Option<u64>,
+    /// `next_after` of the previous page.
     pub after: Option<Uuid>,
 }
 
@@ -220,6 +226,17 @@ impl ListQuery {
     }
 }
 
+/// Lists products, filtered, in pages.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "products",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of products", body = ProductPage),
+        (status = 400, description = "`invalid_query`: a bad filter or limit", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 async fn list_products(
     state: web::Data<AppState>,
@@ -233,6 +250,18 @@ async fn list_products(
     }))
 }
 
+/// One product by id.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "The product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 400, description = "`invalid_path`: the id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 async fn get_product(
     state: web::Data<AppState>,
@@ -246,7 +275,7 @@ async fn get_product(
 }
 
 /// Body of `POST` and `PUT`: every field of a product.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
     pub sku: String,
@@ -259,6 +288,7 @@ pub struct ProductBody {
     pub price: Price,
     pub stock: i32,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     #[serde(default)]
     pub image_url: Option<String>,
@@ -282,19 +312,24 @@ impl From<ProductBody> for ProductDraft {
 }
 
 /// Body of `PATCH`: only the fields to change. `brand` and `image_url` may be set to `null`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub sku: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
     pub category: Option<String>,
+    /// `null` clears the brand.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub brand: Option<Option<String>>,
     pub price: Option<Price>,
     pub stock: Option<i32>,
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
+    /// `null` clears the image.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub image_url: Option<Option<String>>,
 }
 
@@ -345,6 +380,22 @@ impl ProductPatch {
     }
 }
 
+/// Creates a product (the shop's service token) and computes its embedding.
+#[utoipa::path(
+    post,
+    path = "/api/products",
+    tag = "products",
+    request_body = ProductBody,
+    security(("service_token" = [])),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = ProductView,
+         headers(("Location" = String, description = "`/api/products/{id}`"))),
+        (status = 401, description = "`unauthorized`: no bearer token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the service token (or none is configured)", body = ErrorBody),
+        (status = 409, description = "`conflict`: the sku is taken", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (with `details` per field) or `invalid_body`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create_product(
     state: web::Data<AppState>,
@@ -406,6 +457,24 @@ async fn embed_product(state: &AppState, mut product: product::Model) -> product
     product
 }
 
+/// Replaces every field of a product (the shop's service token).
+#[utoipa::path(
+    put,
+    path = "/api/products/{id}",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "The product id")),
+    request_body = ProductBody,
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The product as stored", body = ProductView),
+        (status = 400, description = "`invalid_path`: the id is not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no bearer token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the service token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+        (status = 409, description = "`conflict`: the sku is taken", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, req, body))]
 async fn replace_product(
     state: web::Data<AppState>,
@@ -417,6 +486,24 @@ async fn replace_product(
     save_replacement(&state, id.into_inner(), body.into_inner().into()).await
 }
 
+/// Changes the given fields of a product (the shop's service token).
+#[utoipa::path(
+    patch,
+    path = "/api/products/{id}",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "The product id")),
+    request_body = ProductPatch,
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "The product as stored", body = ProductView),
+        (status = 400, description = "`invalid_path`: the id is not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no bearer token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the service token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+        (status = 409, description = "`conflict`: the sku is taken", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, req, body))]
 async fn patch_product(
     state: web::Data<AppState>,
@@ -433,6 +520,21 @@ async fn patch_product(
     save_replacement(&state, id, draft).await
 }
 
+/// Deletes a product (the shop's service token).
+#[utoipa::path(
+    delete,
+    path = "/api/products/{id}",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "The product id")),
+    security(("service_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_path`: the id is not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no bearer token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the service token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, req))]
 async fn delete_product(
     state: web::Data<AppState>,

@@ -3,16 +3,18 @@
 //! (public), served by the hybrid recommender.
 
 use crate::http::auth::{require_access, AuthError};
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::identity::{Caller, MAX_MEMBER_ID_LEN};
 use crate::intent::{PriceRange, ShoppingIntent};
-use crate::recommend::{ProductRanker, RecommendError, RecommendRequest};
+use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
+use chrono::{DateTime, FixedOffset};
 use sea_orm::EntityTrait;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: usize = 10;
@@ -32,10 +34,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendationsQuery {
+    /// What the member is looking for (at most 500 characters).
     pub q: Option<String>,
+    /// 1 to 50 (default 10).
     pub limit: Option<usize>,
     /// A category path or top level (`outdoor`, `outdoor/jackets`).
     pub category: Option<String>,
@@ -43,9 +48,11 @@ pub struct RecommendationsQuery {
     pub max_price: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarQuery {
+    /// 1 to 50 (default 10).
     pub limit: Option<usize>,
 }
 
@@ -151,6 +158,49 @@ fn request_for(
     })
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationList {
+    pub member_id: String,
+    /// Best first.
+    pub items: Vec<RecommendedProduct>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarList {
+    pub product_id: Uuid,
+    /// Most similar first.
+    pub items: Vec<RecommendedProduct>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreferenceProfile {
+    pub member_id: String,
+    /// Learned weights by signal (categories, brands, colours…); `{}` before the first event.
+    #[schema(value_type = Object)]
+    pub profile: Value,
+    /// Grows with every update; 0 before the first event.
+    pub version: i64,
+    /// `null` before the first event.
+    pub updated_at: Option<DateTime<FixedOffset>>,
+}
+
+/// A member's personalised recommendations (the member themselves, or the service token).
+#[utoipa::path(
+    get,
+    path = "/api/recommendations/{member_id}",
+    tag = "recommendations",
+    params(("member_id" = String, Path, description = "The shop's member id (1 to 128 characters)"),
+           RecommendationsQuery),
+    security(("member_token" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "Best first", body = RecommendationList),
+        (status = 400, description = "`invalid_query`: a bad limit, category, price or member id", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another member's list", body = ErrorBody),
+        (status = 429, description = "`overloaded`: the recommender is busy", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the recommender is down", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(member = %path))]
 async fn recommendations(
     state: web::Data<AppState>,
@@ -167,10 +217,22 @@ async fn recommendations(
     require_access(&caller, &member_id)?;
     let request = request_for(&member_id, query.into_inner())?;
     let items = state.recommender.recommend(request).await?;
-    Ok(HttpResponse::Ok().json(json!({ "member_id": member_id, "items": items })))
+    Ok(HttpResponse::Ok().json(RecommendationList { member_id, items }))
 }
 
 /// The member's learned preference profile (`{}` and version 0 before the first event).
+#[utoipa::path(
+    get,
+    path = "/api/members/{member_id}/preferences",
+    tag = "recommendations",
+    params(("member_id" = String, Path, description = "The shop's member id")),
+    security(("member_token" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "The profile", body = PreferenceProfile),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another member's profile", body = ErrorBody),
+    )
+)]
 async fn preferences(
     state: web::Data<AppState>,
     caller: Caller,
@@ -182,12 +244,35 @@ async fn preferences(
         .one(&state.db)
         .await?;
     Ok(HttpResponse::Ok().json(match row {
-        Some(row) => json!({"member_id": member_id, "profile": row.profile,
-                            "version": row.version, "updated_at": row.updated_at}),
-        None => json!({"member_id": member_id, "profile": {}, "version": 0, "updated_at": null}),
+        Some(row) => PreferenceProfile {
+            member_id,
+            profile: row.profile,
+            version: row.version,
+            updated_at: Some(row.updated_at),
+        },
+        None => PreferenceProfile {
+            member_id,
+            profile: Value::Object(Default::default()),
+            version: 0,
+            updated_at: None,
+        },
     }))
 }
 
+/// Products like this one (content similarity), public.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}/similar",
+    tag = "recommendations",
+    params(("id" = Uuid, Path, description = "The product id"), SimilarQuery),
+    responses(
+        (status = 200, description = "Most similar first", body = SimilarList),
+        (status = 400, description = "`invalid_path` or `invalid_query`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+        (status = 429, description = "`overloaded`: the recommender is busy", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the recommender is down", body = ErrorBody),
+    )
+)]
 async fn similar(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -196,9 +281,7 @@ async fn similar(
     let product_id = path.into_inner();
     let limit = limit(query.limit)?;
     match state.recommender.similar(product_id, limit).await? {
-        Some(items) => {
-            Ok(HttpResponse::Ok().json(json!({ "product_id": product_id, "items": items })))
-        }
+        Some(items) => Ok(HttpResponse::Ok().json(SimilarList { product_id, items })),
         None => Err(RecommendationsError::UnknownProduct(product_id)),
     }
 }

@@ -3,16 +3,19 @@
 //! kNN on the query's embedding, with highlights). The search server away → 503 + Retry-After.
 
 use crate::http::auth::{require_access, AuthError};
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::identity::Caller;
-use crate::search::query::{search_messages, search_products, MessageQuery, ProductQuery};
+use crate::search::query::{
+    search_messages, search_products, MessageHit, MessageQuery, ProductHit, ProductQuery,
+};
 use crate::search::{SearchClient, SearchError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use utoipa::{IntoParams, ToSchema};
 
 /// Longest query text accepted.
 const MAX_QUERY_CHARS: usize = 200;
@@ -124,25 +127,47 @@ fn limit(limit: Option<usize>) -> Result<usize, SearchApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageParams {
+    /// The words to find (required, at most 200 characters).
     pub q: Option<String>,
+    /// Only this conversation's messages.
     pub conversation: Option<uuid::Uuid>,
     /// Only for the shop's token: one member's messages.
     pub member: Option<String>,
+    /// Messages at or after this time (RFC 3339).
     pub from: Option<DateTime<Utc>>,
+    /// Messages at or before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
+    /// 1 to 50 (default 20).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchPage<T> {
     pub total: u64,
     pub items: Vec<T>,
     pub took_ms: u64,
 }
 
+/// Full-text search of chat messages: a member's own, or (service token) anyone's.
+#[utoipa::path(
+    get,
+    path = "/api/search/messages",
+    tag = "search",
+    params(MessageParams),
+    security(("member_token" = []), ("service_token" = [])),
+    responses(
+        (status = 200, description = "Best matches first, with highlights", body = SearchPage<MessageHit>),
+        (status = 400, description = "`invalid_query`: no `q`, a bad limit or `from` after `to`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member named another `member`", body = ErrorBody),
+        (status = 503, description = "`search_unavailable`; see `Retry-After`", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 async fn messages(
     caller: Caller,
     state: web::Data<SearchState>,
@@ -190,14 +215,31 @@ async fn messages(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProductParams {
+    /// The words to find (required, at most 200 characters).
     pub q: Option<String>,
+    /// A category path; matches it and everything below it.
     pub category: Option<String>,
+    /// 1 to 50 (default 20).
     pub limit: Option<usize>,
 }
 
+/// Hybrid product search: BM25 on the text and kNN on its embedding, with highlights.
+#[utoipa::path(
+    get,
+    path = "/api/search/products",
+    tag = "search",
+    params(ProductParams),
+    responses(
+        (status = 200, description = "Best matches first", body = SearchPage<ProductHit>),
+        (status = 400, description = "`invalid_query`: no `q` or a bad limit", body = ErrorBody),
+        (status = 503, description = "`search_unavailable`; see `Retry-After`", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 async fn products(
     app: web::Data<AppState>,
     state: web::Data<SearchState>,

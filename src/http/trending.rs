@@ -4,7 +4,7 @@
 use crate::actors::analytics::top_products;
 use crate::db::entities::product;
 use crate::events::EventsState;
-use crate::http::error::error_response;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::products::ProductView;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
@@ -12,6 +12,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -22,20 +23,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/popular", web::get().to(popular));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TrendingQuery {
+    /// 1 to 100 (default 20).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PopularQuery {
+    /// A category path (`outdoor/jackets`).
     pub category: String,
+    /// 1 to 100 (default 20).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RankedProduct {
     pub score: f64,
     pub product: ProductView,
@@ -85,6 +91,24 @@ fn limit(requested: Option<usize>) -> Result<usize, RankingError> {
     }
 }
 
+/// Ranked products, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RankedPage {
+    pub items: Vec<RankedProduct>,
+}
+
+/// The products trending now (the analytics group's decayed counts).
+#[utoipa::path(
+    get,
+    path = "/api/trending",
+    tag = "analytics",
+    params(TrendingQuery),
+    responses(
+        (status = 200, description = "Best first", body = RankedPage),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: Redis did not answer", body = ErrorBody),
+    )
+)]
 async fn trending(
     state: web::Data<AppState>,
     events: web::Data<EventsState>,
@@ -95,6 +119,18 @@ async fn trending(
     ranked(&state, &events, &key, limit).await
 }
 
+/// The most popular products of a category.
+#[utoipa::path(
+    get,
+    path = "/api/popular",
+    tag = "analytics",
+    params(PopularQuery),
+    responses(
+        (status = 200, description = "Best first", body = RankedPage),
+        (status = 400, description = "`invalid_query`: no or an empty category, or a bad limit", body = ErrorBody),
+        (status = 503, description = "`unavailable`: Redis did not answer", body = ErrorBody),
+    )
+)]
 async fn popular(
     state: web::Data<AppState>,
     events: web::Data<EventsState>,
@@ -137,5 +173,5 @@ async fn ranked(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(RankedPage { items }))
 }

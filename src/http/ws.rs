@@ -6,26 +6,47 @@ use crate::actors::chat_session::{ChatSession, SessionDeps};
 use crate::chat::authorize_conversation;
 use crate::http::auth::{caller_from_token, AuthError};
 use crate::http::conversations::ConversationsError;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::Caller;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(open_socket));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SocketQuery {
+    /// A member token (browsers cannot set headers on a WebSocket).
     #[serde(default)]
     token: Option<String>,
+    /// Resume this conversation: its history is the first frame.
     #[serde(default)]
     conversation: Option<Uuid>,
 }
 
+/// Opens the chat WebSocket (a member token, in `?token=` or the `Authorization` header).
+/// The frames are in docs/chat-protocol.md and their JSON Schema at `/ws-protocol.schema.json`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "chat",
+    params(SocketQuery),
+    security(("member_token" = []), ("member_token_query" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open"),
+        (status = 400, description = "`invalid_query`, or not a WebSocket upgrade request", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the service token, or another member's conversation", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+    )
+)]
 async fn open_socket(
     req: HttpRequest,
     stream: web::Payload,

@@ -29,7 +29,7 @@ pub struct RecommendRequest {
 }
 
 /// Each signal, normalised to [0, 1] over the candidates, and the weighted total.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreBreakdown {
     pub content: f32,
     pub collaborative: f32,
@@ -38,7 +38,7 @@ pub struct ScoreBreakdown {
 }
 
 /// One recommended product with the real catalog facts a reply may quote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecommendedProduct {
     pub id: Uuid,
     pub sku: String,

@@ -18,7 +18,7 @@ pub struct MessageQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageHit {
     pub message_id: String,
     pub conversation_id: String,
@@ -40,7 +40,7 @@ pub struct ProductQuery {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProductHit {
     pub product_id: String,
     pub sku: String,

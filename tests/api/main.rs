@@ -17,6 +17,7 @@ mod helpers;
 mod import;
 mod llm;
 mod model_parity;
+mod openapi;
 mod product_embeddings;
 mod products;
 mod recommendations;
