@@ -21,3 +21,4 @@ mod product_embeddings;
 mod products;
 mod recommendations;
 mod search;
+mod ws_fuzz;
