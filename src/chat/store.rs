@@ -103,7 +103,12 @@ async fn ensure_member<C: ConnectionTrait>(conn: &C, member_id: &str) -> Result<
 
 /// A title from free text: trimmed, one line, at most [`MAX_TITLE_CHARS`].
 pub fn title_from(text: &str) -> Option<String> {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Control characters (NUL included, which PostgreSQL refuses) become spaces.
+    let printable: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let one_line: String = printable.split_whitespace().collect::<Vec<_>>().join(" ");
     let title: String = one_line.chars().take(MAX_TITLE_CHARS).collect();
     (!title.is_empty()).then_some(title)
 }

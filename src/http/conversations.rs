@@ -35,7 +35,9 @@ const DEFAULT_PAGE_SIZE: u64 = 20;
 impl ResponseError for ChatError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ChatError::EmptyMessage | ChatError::MessageTooLong { .. } => StatusCode::BAD_REQUEST,
+            ChatError::EmptyMessage
+            | ChatError::ControlCharacters
+            | ChatError::MessageTooLong { .. } => StatusCode::BAD_REQUEST,
             ChatError::ConversationNotFound => StatusCode::NOT_FOUND,
             ChatError::Forbidden => StatusCode::FORBIDDEN,
             ChatError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -82,7 +82,9 @@ async fn open_socket(
             settings: state.settings.chat.clone(),
         },
     );
+    let max_frame_bytes = state.settings.chat.max_frame_bytes;
+    let stream = crate::chat::frame_guard::FrameSizeGuard::new(stream, max_frame_bytes);
     ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.settings.chat.max_frame_bytes)
+        .frame_size(max_frame_bytes)
         .start()
 }

@@ -22,3 +22,4 @@ mod product_embeddings;
 mod products;
 mod recommendations;
 mod search;
+mod ws_fuzz;
