@@ -3,11 +3,16 @@
 # k6 scripts in load-tests/ and writes their summaries:
 #   bash scripts/load-test.sh [rest|embeddings|chat-ws ...]   (default: all)
 # Environment: SCALE (default 1; 0.1 for a quick smoke run), LOAD_PORT (default 18080),
-# MESSAGE_INTERVAL / HOLD_SECONDS for the chat script. Results: $CONVREC_CACHE/load-results/.
+# MESSAGE_INTERVAL / HOLD_SECONDS for the chat script, RATE / DURATION for recommendations.js.
+# Results: $CONVREC_CACHE/load-results/ (or LOAD_RESULTS).
+# CONVREC_BIN runs that binary instead of building this checkout (a before/after comparison);
+# LOAD_NAME (default `load`) names the database (convrec_$LOAD_NAME), key/topic/index prefixes,
+# so two runs at once stay apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${CONVREC_CACHE:-$HOME/.cache/convrec}"
-RESULTS="$CACHE/load-results"
+RESULTS="${LOAD_RESULTS:-$CACHE/load-results}"
+NAME="${LOAD_NAME:-load}"
 PORT="${LOAD_PORT:-18080}"
 SCRIPTS=("$@")
 [ ${#SCRIPTS[@]} -gt 0 ] || SCRIPTS=(rest embeddings chat-ws)
@@ -21,14 +26,18 @@ if [ ! -x "$K6" ]; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
-cargo build --bin convrec
-BIN="$CARGO_TARGET_DIR/debug/convrec"
+if [ -n "${CONVREC_BIN:-}" ]; then
+  BIN="$CONVREC_BIN"
+else
+  cargo build --bin convrec
+  BIN="$CARGO_TARGET_DIR/debug/convrec"
+fi
 
 # Its own database, cache prefix and topics, so a load run never touches the demo's data.
-export CONVREC__DATABASE__URL="${CONVREC__DATABASE__URL%/*}/convrec_load"
-export CONVREC__REDIS__KEY_PREFIX="load:"
-export CONVREC__KAFKA__TOPIC_PREFIX="load."
-export CONVREC__ELASTICSEARCH__INDEX_PREFIX="load-"
+export CONVREC__DATABASE__URL="${CONVREC__DATABASE__URL%/*}/convrec_$NAME"
+export CONVREC__REDIS__KEY_PREFIX="$NAME:"
+export CONVREC__KAFKA__TOPIC_PREFIX="$NAME."
+export CONVREC__ELASTICSEARCH__INDEX_PREFIX="$NAME-"
 export CONVREC__SERVER__PORT="$PORT"
 export CONVREC__SECURITY__DEMO_TOKENS=true
 # Every simulated shopper comes from 127.0.0.1: the per-IP limit would measure itself.
@@ -38,6 +47,10 @@ export CONVREC__RATE_LIMIT__ENABLED=false
 export CONVREC__EVENTS__IDEMPOTENT_PRODUCER="${CONVREC__EVENTS__IDEMPOTENT_PRODUCER:-false}"
 export CONVREC__SECURITY__ADMIN_TOKEN="${CONVREC__SECURITY__ADMIN_TOKEN:-load-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 export CONVREC__LOG__LEVEL="${CONVREC__LOG__LEVEL:-warn}"
+# recommendations.js gives members a history, then waits for a CF rebuild to link their items.
+if [[ " ${SCRIPTS[*]} " == *" recommendations "* ]]; then
+  export CONVREC__RECOMMENDER__CF_REBUILD_INTERVAL_SECS="${CONVREC__RECOMMENDER__CF_REBUILD_INTERVAL_SECS:-5}"
+fi
 "$BIN" migrate
 "$BIN" import demo
 
@@ -53,10 +66,11 @@ curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "service not read
 
 status=0
 for name in "${SCRIPTS[@]}"; do
-  echo "== k6 $name (SCALE=${SCALE:-1})"
+  echo "== k6 $name (SCALE=${SCALE:-1}) $BIN, load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RESULTS/$name.txt"
   BASE_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$CONVREC__SECURITY__ADMIN_TOKEN" \
     "$K6" run --quiet --summary-export "$RESULTS/$name.json" "load-tests/$name.js" \
-    2>&1 | tee "$RESULTS/$name.txt" || status=1
+    2>&1 | tee -a "$RESULTS/$name.txt" || status=1
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS/$name.txt"
 done
 # The service's own view of the run (per-stage chat latency, cache hits, queue depths).
 curl -fsS "http://127.0.0.1:$PORT/metrics" >"$RESULTS/metrics.txt" || true

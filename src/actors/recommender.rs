@@ -3,6 +3,10 @@
 //! implements [`ProductRanker`]. The handle serves `rec:user:{id}` (a hash, one field per
 //! request variant) and `rec:similar:{id}` from Redis, bounds the work waiting for the pool
 //! (overload → `Overloaded`), and goes on uncached when Redis is away.
+//!
+//! Each actor runs on its own arbiter (thread), so the pool's CPU work (decoding candidates,
+//! scoring, MMR) spreads over the cores instead of sharing the system arbiter's one thread,
+//! and a list goes to an idle actor, never behind a slow one.
 
 use crate::actors::dependency_monitor::RedisPool;
 use crate::recommend::cf::ItemItemModel;
@@ -11,8 +15,7 @@ use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, Recommen
 use actix::prelude::*;
 use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -93,11 +96,48 @@ impl RecommenderMetrics {
     }
 }
 
+/// The pool's arbiters, stopped when the last handle goes (a test app's pool does not
+/// outlive its test).
+struct PoolThreads(Vec<ArbiterHandle>);
+
+impl Drop for PoolThreads {
+    fn drop(&mut self) {
+        for arbiter in &self.0 {
+            arbiter.stop();
+        }
+    }
+}
+
+/// The actors not computing a list right now; `free` has one permit per entry.
+struct IdleActors {
+    free: Semaphore,
+    indices: Mutex<Vec<usize>>,
+}
+
+/// An idle actor lent to one list; back in the idle set when dropped (also when the caller
+/// goes away mid-list).
+struct LentActor<'a> {
+    idle: &'a IdleActors,
+    index: usize,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Drop for LentActor<'_> {
+    fn drop(&mut self) {
+        self.idle
+            .indices
+            .lock()
+            .expect("idle actors lock not poisoned")
+            .push(self.index);
+    }
+}
+
 /// The handle: cache in front, bounded pool behind.
 #[derive(Clone)]
 pub struct Recommender {
     actors: Arc<Vec<Addr<RecommenderActor>>>,
-    next: Arc<AtomicUsize>,
+    idle: Arc<IdleActors>,
+    _threads: Arc<PoolThreads>,
     waiting: Arc<Semaphore>,
     redis: RedisPool,
     key_prefix: String,
@@ -113,12 +153,13 @@ impl Recommender {
     /// every `cf_rebuild_interval_secs`.
     pub fn start(engine: HybridEngine, key_prefix: &str, metrics: RecommenderMetrics) -> Self {
         let settings = engine.settings.clone();
-        let actors = (0..settings.pool_size.max(1))
-            .map(|_| {
-                RecommenderActor {
-                    engine: engine.clone(),
-                }
-                .start()
+        let pool_size = settings.pool_size.max(1);
+        let threads: Vec<ArbiterHandle> = (0..pool_size).map(|_| Arbiter::new().handle()).collect();
+        let actors = threads
+            .iter()
+            .map(|arbiter| {
+                let engine = engine.clone();
+                RecommenderActor::start_in_arbiter(arbiter, move |_| RecommenderActor { engine })
             })
             .collect();
         let cf = engine.cf.clone();
@@ -143,7 +184,11 @@ impl Recommender {
         });
         Self {
             actors: Arc::new(actors),
-            next: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(IdleActors {
+                free: Semaphore::new(pool_size),
+                indices: Mutex::new((0..pool_size).collect()),
+            }),
+            _threads: Arc::new(PoolThreads(threads)),
             waiting: Arc::new(Semaphore::new(settings.queue_capacity.max(1))),
             redis: engine.redis.clone(),
             key_prefix: key_prefix.to_string(),
@@ -163,9 +208,26 @@ impl Recommender {
         format!("{}rec:similar:{product_id}", self.key_prefix)
     }
 
-    fn actor(&self) -> &Addr<RecommenderActor> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.actors.len();
-        &self.actors[i]
+    /// Waits for an idle actor (first come, first served).
+    async fn idle_actor(&self) -> Result<LentActor<'_>, RecommendError> {
+        let permit = self
+            .idle
+            .free
+            .acquire()
+            .await
+            .map_err(|e| RecommendError::Unavailable(e.to_string()))?;
+        let index = self
+            .idle
+            .indices
+            .lock()
+            .expect("idle actors lock not poisoned")
+            .pop()
+            .expect("a permit means an idle actor");
+        Ok(LentActor {
+            idle: &self.idle,
+            index,
+            _permit: permit,
+        })
     }
 
     /// A hash field naming the request variant; `None` when the request is not cacheable
@@ -263,11 +325,12 @@ impl Recommender {
             .try_acquire()
             .map_err(|_| RecommendError::Overloaded)?;
         let timer = self.metrics.generation_time.start_timer();
-        let result = self
-            .actor()
+        let actor = self.idle_actor().await?;
+        let result = self.actors[actor.index]
             .send(message)
             .await
             .map_err(|e| RecommendError::Unavailable(e.to_string()))?;
+        drop(actor);
         timer.observe_duration();
         Ok(result)
     }

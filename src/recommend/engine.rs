@@ -13,8 +13,8 @@ use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
 use crate::recommend::scoring::{self, Candidate, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Statement,
-    TransactionTrait, Value as DbValue,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Statement, TransactionTrait, Value as DbValue,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -99,7 +99,6 @@ impl HybridEngine {
             None => Vec::new(),
         };
         let history_ids: Vec<Uuid> = history.iter().map(|(id, _)| *id).collect();
-        let profile = self.profile_from_history(&history_ids).await?;
 
         // The content query: the caller's embedding, their words, or the member's taste.
         let query_text = request
@@ -109,28 +108,34 @@ impl HybridEngine {
             .or_else(|| {
                 (!request.intent.keywords.is_empty()).then(|| request.intent.keywords.join(" "))
             });
-        let query_embedding = match (&request.query_embedding, &query_text) {
-            (Some(v), _) => Some(v.clone()),
-            (None, Some(text)) => match self.embeddings.embed(vec![text.clone()]).await {
-                Ok(mut embedded) => embedded.vectors.pop(),
-                Err(error) => {
-                    tracing::warn!(%error, "query not embedded; the content signal is left out");
-                    None
-                }
-            },
-            (None, None) => self.centroid(&history_ids).await?,
+        let query_embedding = async {
+            match (&request.query_embedding, &query_text) {
+                (Some(v), _) => Ok(Some(v.clone())),
+                (None, Some(text)) => match self.embeddings.embed(vec![text.clone()]).await {
+                    Ok(mut embedded) => Ok(embedded.vectors.pop()),
+                    Err(error) => {
+                        tracing::warn!(%error, "query not embedded; the content signal is left out");
+                        Ok(None)
+                    }
+                },
+                (None, None) => self.centroid(&history_ids).await,
+            }
         };
+        // Independent round trips (database, Redis, the encoder) run side by side.
+        let (profile, titles, query_embedding) = futures::try_join!(
+            self.profile_from_history(&history_ids),
+            self.titles(&history_ids),
+            query_embedding,
+        )?;
 
         let mut seen: Vec<Uuid> = request.exclude.clone();
         seen.extend(&history_ids);
-        let mut content: HashMap<Uuid, f32> = HashMap::new();
-        if let Some(vector) = &query_embedding {
-            content = self
-                .nearest(vector, self.settings.content_candidates)
-                .await?
-                .into_iter()
-                .collect();
-        }
+        let nearest = async {
+            match &query_embedding {
+                Some(vector) => self.nearest(vector, self.settings.content_candidates).await,
+                None => Ok(Vec::new()),
+            }
+        };
         let cf_scores: HashMap<Uuid, f32> = {
             let model = self.cf.read().expect("CF lock not poisoned");
             model
@@ -144,14 +149,15 @@ impl HybridEngine {
             .first()
             .or(profile.categories.first())
             .cloned();
-        let popular: HashMap<Uuid, f32> = self
-            .popular(
+        let (content, popular) = futures::try_join!(
+            nearest,
+            self.popular(
                 popular_category.as_deref(),
                 self.settings.popular_candidates,
-            )
-            .await?
-            .into_iter()
-            .collect();
+            ),
+        )?;
+        let content: HashMap<Uuid, f32> = content.into_iter().collect();
+        let popular: HashMap<Uuid, f32> = popular.into_iter().collect();
 
         let mut ids = scoring::fresh(
             content
@@ -172,7 +178,6 @@ impl HybridEngine {
             .all(&self.db)
             .await
             .map_err(unavailable)?;
-        let titles = self.titles(&history_ids).await?;
         let candidates: Vec<Candidate> = {
             let model = self.cf.read().expect("CF lock not poisoned");
             products
@@ -299,19 +304,18 @@ impl HybridEngine {
         if items.is_empty() {
             return Ok(profile);
         }
-        let rows = product::Entity::find()
+        // Only the column it needs: a full row carries a 384-d embedding and the attributes.
+        let categories: Vec<String> = product::Entity::find()
+            .select_only()
+            .column(product::Column::Category)
             .filter(product::Column::Id.is_in(items.to_vec()))
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(unavailable)?;
         let mut counts: HashMap<String, usize> = HashMap::new();
-        for row in rows {
-            let top = row
-                .category
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+        for category in categories {
+            let top = category.split('/').next().unwrap_or_default().to_string();
             *counts.entry(top).or_default() += 1;
         }
         let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
@@ -324,14 +328,15 @@ impl HybridEngine {
         if items.is_empty() {
             return Ok(HashMap::new());
         }
-        Ok(product::Entity::find()
+        let rows: Vec<(Uuid, String)> = product::Entity::find()
+            .select_only()
+            .columns([product::Column::Id, product::Column::Title])
             .filter(product::Column::Id.is_in(items.to_vec()))
+            .into_tuple()
             .all(&self.db)
             .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|p| (p.id, p.title))
-            .collect())
+            .map_err(unavailable)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The mean embedding of the member's items (pgvector's `avg`), for a query-less request.

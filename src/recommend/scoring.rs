@@ -202,9 +202,9 @@ pub fn diversify(
     lambda: f32,
     limit: usize,
 ) -> Vec<usize> {
-    let embeddings: Vec<Option<Vec<f32>>> = candidates
+    let embeddings: Vec<Option<&[f32]>> = candidates
         .iter()
-        .map(|c| c.product.embedding.as_ref().map(|e| e.to_vec()))
+        .map(|c| c.product.embedding.as_ref().map(|e| e.as_slice()))
         .collect();
     let similarity = |a: usize, b: usize| match (&embeddings[a], &embeddings[b]) {
         (Some(x), Some(y)) => cosine(x, y),
@@ -217,20 +217,25 @@ pub fn diversify(
             }
         }
     };
+    // Each candidate's largest similarity to the picked so far, updated with only the newest
+    // pick: limit × n similarities instead of limit² × n / 2 (the same maxima, so the same
+    // picks as comparing against every picked product each round).
+    let mut redundancy = vec![0.0f32; candidates.len()];
     let mut picked: Vec<usize> = Vec::new();
     let mut left: Vec<usize> = (0..candidates.len()).collect();
     while picked.len() < limit && !left.is_empty() {
+        if let Some(&last) = picked.last() {
+            for &i in &left {
+                redundancy[i] = redundancy[i].max(similarity(i, last));
+            }
+        }
         let (position, _) = left
             .iter()
             .enumerate()
             .map(|(position, &i)| {
-                let redundancy = picked
-                    .iter()
-                    .map(|&p| similarity(i, p))
-                    .fold(0.0f32, f32::max);
                 (
                     position,
-                    lambda * scores[i].total - (1.0 - lambda) * redundancy,
+                    lambda * scores[i].total - (1.0 - lambda) * redundancy[i],
                 )
             })
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
@@ -332,4 +337,123 @@ pub fn fresh(ids: impl IntoIterator<Item = Uuid>, seen: &mut Vec<Uuid>) -> Vec<U
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::prelude::PgVector;
+
+    fn candidate(n: usize, embedding: Option<Vec<f32>>, brand: &str) -> Candidate {
+        let now = chrono::Utc::now().fixed_offset();
+        Candidate {
+            product: product::Model {
+                id: Uuid::from_u128(n as u128),
+                sku: format!("sku-{n}"),
+                title: format!("product {n}"),
+                description: String::new(),
+                category: format!("cat-{}", n % 3),
+                brand: Some(brand.to_string()),
+                price_minor: Some(1000),
+                currency: "KRW".into(),
+                stock: 1,
+                attributes: serde_json::json!({}),
+                image_url: None,
+                embedding: embedding.map(PgVector::from),
+                created_at: now,
+                updated_at: now,
+            },
+            content: 0.0,
+            collaborative: 0.0,
+            popularity: 0.0,
+            bought_with: None,
+            matched: Vec::new(),
+            intent: 0.0,
+        }
+    }
+
+    /// MMR as written in its definition: every round compares each candidate with every
+    /// product picked so far.
+    fn diversify_by_definition(
+        candidates: &[Candidate],
+        scores: &[ScoreBreakdown],
+        lambda: f32,
+        limit: usize,
+    ) -> Vec<usize> {
+        let similarity = |a: usize, b: usize| {
+            let (pa, pb) = (&candidates[a].product, &candidates[b].product);
+            match (&pa.embedding, &pb.embedding) {
+                (Some(x), Some(y)) => cosine(x.as_slice(), y.as_slice()),
+                _ if pa.category == pb.category && pa.brand == pb.brand => 1.0,
+                _ => 0.0,
+            }
+        };
+        let mut picked: Vec<usize> = Vec::new();
+        let mut left: Vec<usize> = (0..candidates.len()).collect();
+        while picked.len() < limit && !left.is_empty() {
+            let (position, _) = left
+                .iter()
+                .enumerate()
+                .map(|(position, &i)| {
+                    let redundancy = picked
+                        .iter()
+                        .map(|&p| similarity(i, p))
+                        .fold(0.0f32, f32::max);
+                    (
+                        position,
+                        lambda * scores[i].total - (1.0 - lambda) * redundancy,
+                    )
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                .expect("left is not empty");
+            picked.push(left.remove(position));
+        }
+        picked
+    }
+
+    #[test]
+    fn incremental_mmr_picks_what_the_definition_picks() {
+        // A deterministic pseudo-random catalog: clusters of near-duplicates, some products
+        // without an embedding, repeated totals (ties).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 10_000) as f32 / 10_000.0
+        };
+        for round in 0..20 {
+            let count = 5 + round * 10;
+            let centres: Vec<Vec<f32>> = (0..4)
+                .map(|_| (0..16).map(|_| next() - 0.5).collect())
+                .collect();
+            let candidates: Vec<Candidate> = (0..count)
+                .map(|n| {
+                    let embedding = (next() > 0.1).then(|| {
+                        let mut v: Vec<f32> = centres[n % 4]
+                            .iter()
+                            .map(|c| c + 0.2 * (next() - 0.5))
+                            .collect();
+                        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                        v.iter_mut().for_each(|x| *x /= norm);
+                        v
+                    });
+                    candidate(n, embedding, if n % 2 == 0 { "a" } else { "b" })
+                })
+                .collect();
+            let scores: Vec<ScoreBreakdown> = (0..count)
+                .map(|_| ScoreBreakdown {
+                    total: (next() * 5.0).round() / 5.0,
+                    ..ScoreBreakdown::default()
+                })
+                .collect();
+            for (lambda, limit) in [(0.7, 10), (0.3, 25), (1.0, 5), (0.0, count + 3)] {
+                assert_eq!(
+                    diversify(&candidates, &scores, lambda, limit),
+                    diversify_by_definition(&candidates, &scores, lambda, limit),
+                    "round {round}, lambda {lambda}, limit {limit}"
+                );
+            }
+        }
+    }
 }
