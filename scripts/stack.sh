@@ -149,8 +149,16 @@ start_redis() {
   wait_for redis "$log" 40 redis-cli -p "$REDIS_PORT" ping
 }
 
+# Tansu 0.6 can panic in its storage task (see docs/events.md) and keep the port open while
+# every request fails: a panic in the current run's log means it must be restarted.
+tansu_broken() { grep -q "panicked at" "$RUN/tansu.log" 2>/dev/null; }
+
 start_kafka() {
   local log="$RUN/tansu.log"
+  if port_open "$KAFKA_PORT" && tansu_broken && [ -f "$RUN/tansu.pid" ]; then
+    say "the Tansu broker's storage panicked (log: $log); restarting it"
+    stop_pid kafka "$RUN/tansu.pid"
+  fi
   if port_open "$KAFKA_PORT"; then
     [ -f "$RUN/tansu.pid" ] && kill -0 "$(cat "$RUN/tansu.pid")" 2>/dev/null && return
     claim_port kafka "$KAFKA_PORT"
@@ -213,7 +221,8 @@ status() {
   echo "convrec local stack ($CACHE)"
   if "$PG_DIR/bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then line postgres up "postgres://postgres@127.0.0.1:$PG_PORT"; else line postgres down "log: $RUN/postgres.log"; ok=1; fi
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then line redis up "redis://127.0.0.1:$REDIS_PORT"; else line redis down "log: $RUN/redis.log"; ok=1; fi
-  if port_open "$KAFKA_PORT"; then line kafka up "127.0.0.1:$KAFKA_PORT (tansu, sqlite)"; else line kafka down "log: $RUN/tansu.log"; ok=1; fi
+  if port_open "$KAFKA_PORT" && tansu_broken; then line kafka broken "storage panicked, \`up\` restarts it; log: $RUN/tansu.log"; ok=1
+  elif port_open "$KAFKA_PORT"; then line kafka up "127.0.0.1:$KAFKA_PORT (tansu, sqlite)"; else line kafka down "log: $RUN/tansu.log"; ok=1; fi
   if curl -fsS -o /dev/null "http://127.0.0.1:$ES_PORT" 2>/dev/null; then line elasticsearch up "http://127.0.0.1:$ES_PORT"; else line elasticsearch down "log: $RUN/noida.log"; ok=1; fi
   if [ -x "$VENV/bin/python" ] && [ -f "$(model_dir)/model.safetensors" ]; then line model ok "$(model_dir)"; else line model missing "run: scripts/stack.sh install"; ok=1; fi
   return $ok
