@@ -187,7 +187,7 @@ pub struct EmbedResponse {
     responses(
         (status = 200, description = "The vector", body = EmbedResponse),
         (status = 400, description = "`invalid_text`: blank or too long", body = ErrorBody),
-        (status = 429, description = "`overloaded`: the queue is full; see `Retry-After`", body = ErrorBody,
+        (status = 429, description = "`overloaded`: the queue is full, or `rate_limited`: too many requests from this IP; see `Retry-After`", body = ErrorBody,
          headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, description = "`model_unavailable`", body = ErrorBody),
     )
@@ -236,7 +236,7 @@ pub struct BatchEmbedResponse {
     responses(
         (status = 200, description = "The vectors, in the order of the texts", body = BatchEmbedResponse),
         (status = 400, description = "`no_texts`, `too_many_texts` or `invalid_text`", body = ErrorBody),
-        (status = 429, description = "`overloaded`: the queue is full; see `Retry-After`", body = ErrorBody,
+        (status = 429, description = "`overloaded`: the queue is full, or `rate_limited`: too many requests from this IP; see `Retry-After`", body = ErrorBody,
          headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, description = "`model_unavailable`", body = ErrorBody),
     )
@@ -296,6 +296,7 @@ pub struct SimilarityResponse {
     responses(
         (status = 200, description = "The cosine, in [-1, 1]", body = SimilarityResponse),
         (status = 400, description = "`invalid_vector`: wrong length or not finite", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this IP; see `Retry-After`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]

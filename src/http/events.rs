@@ -1,13 +1,16 @@
-//! `POST /api/events`: the shop reports product views, cart adds and orders. Each is
-//! validated, written with its outbox row in one transaction (orders also as
+//! `POST /api/events`: the shop reports product views, cart adds and orders. The caller is the
+//! shop (service token, any member) or a member reporting their own events (member token);
+//! anyone else could otherwise steer another member's recommendations. Each is validated, written with its outbox row in one transaction (orders also as
 //! `interactions` rows) and answered `202 Accepted` with the event id; Kafka delivery follows
 //! from the outbox.
 
 use crate::catalog::FieldError;
 use crate::events::envelope::{Envelope, EventType, InteractionPayload};
 use crate::events::outbox;
+use crate::http::auth::require_access;
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
+use crate::identity::Caller;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
@@ -77,10 +80,15 @@ impl ShopEventBody {
     fn validate(self, now: DateTime<Utc>) -> Result<ShopEvent, Vec<FieldError>> {
         let mut errors = Vec::new();
         let member_id = self.member_id.trim().to_string();
-        if member_id.is_empty() || member_id.chars().count() > MAX_MEMBER_ID_CHARS {
+        if member_id.is_empty()
+            || member_id.chars().count() > MAX_MEMBER_ID_CHARS
+            || member_id.chars().any(char::is_control)
+        {
             errors.push(FieldError {
                 field: "member_id",
-                message: format!("must be 1 to {MAX_MEMBER_ID_CHARS} characters"),
+                message: format!(
+                    "must be 1 to {MAX_MEMBER_ID_CHARS} characters, none of them control characters"
+                ),
             });
         }
         let quantity = self.quantity.unwrap_or(1);
@@ -185,21 +193,31 @@ pub struct EventAccepted {
     path = "/api/events",
     tag = "events",
     request_body = ShopEventBody,
+    security(("service_token" = []), ("member_token" = [])),
     responses(
         (status = 202, description = "Stored; delivered to Kafka from the outbox", body = EventAccepted),
+        (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member posting for another member", body = ErrorBody),
         (status = 409, description = "`conflict`: the order already has this product", body = ErrorBody),
         (status = 422, description = "`validation_failed` (with `details`; also an unknown `product_id`) or `invalid_body`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(kind = ?body.kind))]
 async fn post_event(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<ShopEventBody>,
-) -> Result<HttpResponse, EventsError> {
+) -> Result<HttpResponse, actix_web::Error> {
     let event = body
         .into_inner()
         .validate(Utc::now())
         .map_err(EventsError::Validation)?;
+    require_access(&caller, &event.member_id)?;
+    Ok(store_event(&state, event).await?)
+}
+
+async fn store_event(state: &AppState, event: ShopEvent) -> Result<HttpResponse, EventsError> {
     let txn = state.db.begin().await?;
     let Some(category) = product_category(&txn, event.product_id).await? else {
         return Err(EventsError::Validation(vec![FieldError {

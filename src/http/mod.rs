@@ -98,4 +98,12 @@ pub fn default_headers() -> middleware::DefaultHeaders {
     middleware::DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Cache-Control", "no-store"))
+        // JSON is never meant to be framed, leak referrers or run as a document; the chat
+        // page sets its own, looser policy (DefaultHeaders does not override it).
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
 }

@@ -1,5 +1,5 @@
 //! Per-member and per-client-IP rate limits on the routes that cost the most (chat,
-//! recommendations, search): token buckets in memory, one per key. Over the limit a request
+//! recommendations, search, embeddings, events): token buckets in memory, one per key. Over the limit a request
 //! gets 429 `rate_limited` with `Retry-After`, before any work is done. The shop's service
 //! token is exempt (it is the shop's own backend). Limits are per instance: behind a load
 //! balancer with N instances a client can get up to N times the rate.
@@ -114,6 +114,8 @@ pub fn is_limited(path: &str) -> bool {
         || path.starts_with("/api/recommendations")
         || path.starts_with("/api/search")
         || (path.starts_with("/api/products/") && path.ends_with("/similar"))
+        // Model inference open to anyone, and members' own events.
+        || matches!(path, "/embed" | "/batch-embed" | "/similarity" | "/api/events")
 }
 
 /// The member a request speaks for: its bearer token, or `?token=` on the WebSocket upgrade

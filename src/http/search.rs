@@ -96,7 +96,10 @@ impl SearchApiError {
                 }
             }
             SearchError::Rejected { status, reason } => {
-                tracing::error!(status, %reason, "search server refused a query");
+                // The server's reason can quote the query, i.e. a member's own words: kept out
+                // of the default log level.
+                tracing::error!(status, "search server refused a query");
+                tracing::debug!(status, %reason, "search server's reason");
                 SearchApiError::Failed(format!("status {status}"))
             }
         }

@@ -58,8 +58,8 @@ fn system_prompt(context: &ReplyContext<'_>, language: ReplyLanguage) -> String 
     prompt
 }
 
-/// A reply is usable when it is not empty, not too long, and every money amount in it is a
-/// listed product's price or a bound the shopper set.
+/// A reply is usable when it is not empty, not too long, has no links, and every money amount
+/// in it is a listed product's price or a bound the shopper set.
 pub fn check_reply(
     text: &str,
     context: &ReplyContext<'_>,
@@ -75,6 +75,15 @@ pub fn check_reply(
             "reply has {length} characters (at most {max_chars})"
         ));
     }
+    // An injected instruction's usual payload is a link (phishing) or an address to write to:
+    // the shop's assistant never needs either.
+    let lower = text.to_lowercase();
+    if ["http://", "https://", "www.", "](", "<a ", "mailto:"]
+        .iter()
+        .any(|marker| lower.contains(marker))
+    {
+        return Err("reply contains a link".into());
+    }
     let mut allowed: Vec<i64> = context
         .products
         .iter()
@@ -84,7 +93,7 @@ pub fn check_reply(
         allowed.extend(range.min_minor);
         allowed.extend(range.max_minor);
     }
-    for (value, dollars) in quoted_amounts(&text.to_lowercase()) {
+    for (value, dollars) in quoted_amounts(&lower) {
         if dollars {
             return Err(format!("reply quotes a dollar amount ({value})"));
         }
@@ -164,6 +173,13 @@ mod tests {
         assert!(check_reply("방수 자켓이 지금 ₩59,000으로 할인 중!", &context, 500).is_err());
         assert!(check_reply("It costs $60.", &context, 500).is_err());
         assert!(check_reply("  ", &context, 500).is_err());
+        assert!(check_reply(
+            "방수 자켓은 https://evil.example 에서 사세요",
+            &context,
+            500
+        )
+        .is_err());
+        assert!(check_reply("Order at www.evil.example now", &context, 500).is_err());
         assert!(check_reply(&"가".repeat(501), &context, 500).is_err());
         let prompt = system_prompt(&context, ReplyLanguage::Korean);
         assert!(

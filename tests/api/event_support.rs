@@ -231,9 +231,16 @@ pub(crate) fn shop_event(i: usize, products: &[(String, String)]) -> (Value, Str
     (event, category.clone())
 }
 
-pub(crate) async fn post_event(client: &reqwest::Client, base: &str, body: &Value) -> Response {
+/// Posts a shop event with `token` (the shop's service token, or the member's own).
+pub(crate) async fn post_event(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &Value,
+) -> Response {
     client
         .post(format!("{base}/api/events"))
+        .bearer_auth(token)
         .json(body)
         .send()
         .await
@@ -244,6 +251,7 @@ pub(crate) async fn post_event(client: &reqwest::Client, base: &str, body: &Valu
 pub(crate) async fn post_shop_events(
     client: &reqwest::Client,
     base: &str,
+    token: &str,
     products: &[(String, String)],
     range: std::ops::Range<usize>,
     expected: &mut Expected,
@@ -251,7 +259,7 @@ pub(crate) async fn post_shop_events(
     use futures::StreamExt;
     let events: Vec<(Value, String)> = range.map(|i| shop_event(i, products)).collect();
     let statuses: Vec<StatusCode> = futures::stream::iter(events.iter())
-        .map(|(event, _)| async move { post_event(client, base, event).await.status() })
+        .map(|(event, _)| async move { post_event(client, base, token, event).await.status() })
         .buffer_unordered(16)
         .collect()
         .await;

@@ -31,7 +31,15 @@ async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
     let mut expected = Expected::default();
 
     let started = Instant::now();
-    post_shop_events(&app.client, &app.address, &products, 0..900, &mut expected).await;
+    post_shop_events(
+        &app.client,
+        &app.address,
+        &app.admin_token,
+        &products,
+        0..900,
+        &mut expected,
+    )
+    .await;
     // Chat messages come later with the chat work; write their events the way it will.
     let txn = app.db.begin().await.unwrap();
     for i in 0..100 {
@@ -96,7 +104,7 @@ async fn trending_and_popular_rank_products_by_what_shoppers_did() {
         json!({"type": "cart", "member_id": "c", "product_id": tent}),
     ];
     for event in &events {
-        let response = post_event(&app.client, &app.address, event).await;
+        let response = post_event(&app.client, &app.address, &app.admin_token, event).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let body: Value = response.json().await.unwrap();
         assert!(body["event_id"].is_string());
@@ -177,6 +185,7 @@ async fn malformed_event_bodies_are_refused_and_nothing_is_written() {
     let raw = |body: &'static str| {
         app.client
             .post(app.url("/api/events"))
+            .bearer_auth(&app.admin_token)
             .header("Content-Type", "application/json")
             .body(body)
             .send()
@@ -198,7 +207,7 @@ async fn malformed_event_bodies_are_refused_and_nothing_is_written() {
         json!({"type": "view", "product_id": product}),
     ];
     for body in &bad {
-        let response = post_event(&app.client, &app.address, body).await;
+        let response = post_event(&app.client, &app.address, &app.admin_token, body).await;
         assert_eq!(
             error_code(response, StatusCode::UNPROCESSABLE_ENTITY).await,
             "invalid_body",
@@ -213,7 +222,7 @@ async fn malformed_event_bodies_are_refused_and_nothing_is_written() {
         json!({"type": "view", "member_id": "m", "product_id": product, "order_id": "o"}),
     ];
     for body in &invalid {
-        let response = post_event(&app.client, &app.address, body).await;
+        let response = post_event(&app.client, &app.address, &app.admin_token, body).await;
         assert_eq!(
             error_code(response, StatusCode::UNPROCESSABLE_ENTITY).await,
             "validation_failed",
@@ -223,10 +232,12 @@ async fn malformed_event_bodies_are_refused_and_nothing_is_written() {
     let order =
         json!({"type": "order", "member_id": "m", "product_id": product, "order_id": "o-9"});
     assert_eq!(
-        post_event(&app.client, &app.address, &order).await.status(),
+        post_event(&app.client, &app.address, &app.admin_token, &order)
+            .await
+            .status(),
         StatusCode::ACCEPTED
     );
-    let again = post_event(&app.client, &app.address, &order).await;
+    let again = post_event(&app.client, &app.address, &app.admin_token, &order).await;
     assert_eq!(error_code(again, StatusCode::CONFLICT).await, "conflict");
 
     assert_eq!(scalar(&app.db, "SELECT count(*) FROM outbox").await, 1);
@@ -259,7 +270,15 @@ async fn a_poison_record_is_parked_and_its_group_goes_on() {
             .expect("the broker takes the poison record");
     }
     let mut expected = Expected::default();
-    post_shop_events(&app.client, &app.address, &products, 0..3, &mut expected).await;
+    post_shop_events(
+        &app.client,
+        &app.address,
+        &app.admin_token,
+        &products,
+        0..3,
+        &mut expected,
+    )
+    .await;
 
     wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
     // Three groups read product-viewed; each parked both records once.
@@ -292,7 +311,15 @@ async fn a_broker_outage_delays_events_but_loses_none() {
     let app = spawn_app_with(settings.clone()).await;
     let products = create_products(&app, 4).await;
     let mut expected = Expected::default();
-    post_shop_events(&app.client, &app.address, &products, 0..30, &mut expected).await;
+    post_shop_events(
+        &app.client,
+        &app.address,
+        &app.admin_token,
+        &products,
+        0..30,
+        &mut expected,
+    )
+    .await;
     wait_for_groups(&app.db, &expected, DELIVERY_TIMEOUT).await;
 
     let outage = Duration::from_secs(
@@ -308,6 +335,7 @@ async fn a_broker_outage_delays_events_but_loses_none() {
         post_shop_events(
             &app.client,
             &app.address,
+            &app.admin_token,
             &products,
             next..next + 20,
             &mut expected,
@@ -353,10 +381,18 @@ async fn two_dispatchers_on_one_outbox_never_send_an_event_twice() {
     let (a, b) = (Expected::default(), Expected::default());
     let (mut a, mut b) = (a, b);
     futures::join!(
-        post_shop_events(&first.client, &first.address, &products, 0..500, &mut a),
+        post_shop_events(
+            &first.client,
+            &first.address,
+            &first.admin_token,
+            &products,
+            0..500,
+            &mut a
+        ),
         post_shop_events(
             &second.client,
             &second.address,
+            &second.admin_token,
             &products,
             500..1000,
             &mut b
@@ -431,7 +467,15 @@ async fn the_service_killed_mid_dispatch_delivers_every_event_once_after_restart
         ));
     }
     let mut expected = Expected::default();
-    post_shop_events(&client, &service.address, &products, 0..400, &mut expected).await;
+    post_shop_events(
+        &client,
+        &service.address,
+        secrecy::ExposeSecret::expose_secret(&settings.security.admin_token),
+        &products,
+        0..400,
+        &mut expected,
+    )
+    .await;
     let mid_dispatch = wait_until(Duration::from_secs(60), || async {
         let sent = outbox_count(&db, "sent").await;
         sent > 0 && outbox_count(&db, "pending").await > 0

@@ -113,3 +113,88 @@ async fn cors_allows_only_the_configured_origins() {
         "https://shop.example"
     );
 }
+
+/// Sends a raw request head and returns the response's status code (0: closed unanswered).
+async fn raw_status(address: &str, head: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // The server may answer and close before reading everything: write errors are expected.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn oversized_or_too_many_headers_get_431_and_the_server_stays_up() {
+    let app = spawn_app_with(test_settings()).await;
+    let request = |extra: String| {
+        format!("GET /api/products HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n")
+    };
+    // A normal request through the raw client, to trust it.
+    assert_eq!(raw_status(&app.address, &request(String::new())).await, 200);
+    // actix-http's fixed limits: 96 headers, 128 KiB for the whole request head.
+    let many: String = (0..100).map(|n| format!("X-Filler-{n}: {n}\r\n")).collect();
+    assert_eq!(raw_status(&app.address, &request(many)).await, 431);
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(200 * 1024));
+    let status = raw_status(&app.address, &request(huge)).await;
+    assert!(
+        status == 431 || status == 0,
+        "a 200 KiB header got {status}"
+    );
+    let long_uri = format!(
+        "GET /api/products?q={} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let status = raw_status(&app.address, &long_uri).await;
+    assert!(status == 431 || status == 0, "a 200 KiB URI got {status}");
+    // Still serving.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/api/products").await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn api_responses_and_the_chat_page_carry_the_security_headers() {
+    let app = spawn_app_with(test_settings()).await;
+    let products = app.get("/api/products").await;
+    let not_found = app.get("/no/such/route").await;
+    let unauthorized = app.get("/api/conversations").await;
+    for response in [&products, &not_found, &unauthorized] {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(
+            headers["content-security-policy"],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+    }
+    // The page keeps its own policy (scripts and styles from 'self'), not the API's.
+    for path in ["/", "/assets/chat.js", "/assets/chat.css"] {
+        let page = app.get(path).await;
+        let headers = page.headers();
+        assert_eq!(
+            headers["content-security-policy"],
+            convrec::http::page::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+    }
+}

@@ -87,7 +87,9 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
             let order = json!({"type": "order", "member_id": format!("camper-{camper}"),
                 "product_id": id, "order_id": format!("c{camper}-{i}")});
             assert_eq!(
-                post_event(&app.client, &app.address, &order).await.status(),
+                post_event(&app.client, &app.address, &app.admin_token, &order)
+                    .await
+                    .status(),
                 StatusCode::ACCEPTED
             );
             posted += 1;
@@ -96,7 +98,9 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
     for (i, (id, _, _)) in outdoor.iter().take(4).enumerate() {
         let view = json!({"type": "view", "member_id": "hiker", "product_id": id});
         assert_eq!(
-            post_event(&app.client, &app.address, &view).await.status(),
+            post_event(&app.client, &app.address, &app.admin_token, &view)
+                .await
+                .status(),
             StatusCode::ACCEPTED
         );
         posted += 1;
@@ -104,7 +108,9 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
             let order = json!({"type": "order", "member_id": "hiker", "product_id": id,
                 "order_id": format!("h-{i}")});
             assert_eq!(
-                post_event(&app.client, &app.address, &order).await.status(),
+                post_event(&app.client, &app.address, &app.admin_token, &order)
+                    .await
+                    .status(),
                 StatusCode::ACCEPTED
             );
             posted += 1;
@@ -306,7 +312,9 @@ async fn new_behaviour_invalidates_the_cached_list() {
     let product = &products(&app, "outdoor/").await[0].0;
     let view = json!({"type": "view", "member_id": "carol", "product_id": product});
     assert_eq!(
-        post_event(&app.client, &app.address, &view).await.status(),
+        post_event(&app.client, &app.address, &app.admin_token, &view)
+            .await
+            .status(),
         StatusCode::ACCEPTED
     );
     assert!(
