@@ -272,6 +272,8 @@ pub struct RecommenderSettings {
     pub diversity_lambda: f32,
     /// Lifetime of a member's cached preference profile (`user:preference:{id}`).
     pub preference_cache_ttl_secs: u64,
+    /// Query texts whose embeddings the recommender keeps in process (0: none).
+    pub query_embedding_cache_entries: usize,
 }
 
 /// The OpenAI-compatible model for intent analysis and reply writing, and its guards
@@ -414,6 +416,7 @@ cf_half_life_days = 365.0
 cf_neighbours_per_item = 200
 diversity_lambda = 0.7
 preference_cache_ttl_secs = 86400
+query_embedding_cache_entries = 4096
 
 [llm]
 base_url = ""

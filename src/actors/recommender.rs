@@ -9,8 +9,10 @@
 //! and a list goes to an idle actor, never behind a slow one.
 
 use crate::actors::dependency_monitor::RedisPool;
+use crate::embeddings::EmbeddingService;
 use crate::recommend::cf::ItemItemModel;
 use crate::recommend::engine::{HybridEngine, SharedCf};
+use crate::recommend::query_cache::QueryEmbeddingCache;
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
 use actix::prelude::*;
 use futures::future::BoxFuture;
@@ -145,6 +147,8 @@ pub struct Recommender {
     similar_ttl_secs: u64,
     redis_timeout: Duration,
     metrics: RecommenderMetrics,
+    embeddings: EmbeddingService,
+    query_embeddings: QueryEmbeddingCache,
     pub cf: SharedCf,
 }
 
@@ -196,6 +200,8 @@ impl Recommender {
             similar_ttl_secs: settings.similar_cache_ttl_secs.max(1),
             redis_timeout: Duration::from_millis(settings.cache_timeout_ms.max(1)),
             metrics,
+            embeddings: engine.embeddings.clone(),
+            query_embeddings: QueryEmbeddingCache::new(settings.query_embedding_cache_entries),
             cf,
         }
     }
@@ -313,6 +319,33 @@ impl Recommender {
         }
     }
 
+    /// Gives a request with words (`q`, a chat message) but no embedding the embedding of its
+    /// words, from the in-process cache or the embedding service (which remembers it in
+    /// Redis). When the service fails the request goes on without, and the engine tries again.
+    async fn attach_query_embedding(&self, request: &mut RecommendRequest) {
+        let Some(text) = request
+            .query_text
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        else {
+            return;
+        };
+        if request.query_embedding.is_some() {
+            return;
+        }
+        if let Some(vector) = self.query_embeddings.get(text) {
+            request.query_embedding = Some(vector.as_ref().clone());
+            return;
+        }
+        if let Ok(mut embedded) = self.embeddings.embed(vec![text.to_string()]).await {
+            if let Some(vector) = embedded.vectors.pop().filter(|v| !v.is_empty()) {
+                self.query_embeddings
+                    .insert(text.to_string(), vector.clone());
+                request.query_embedding = Some(vector);
+            }
+        }
+    }
+
     /// Computes on the pool, or `Overloaded` when `queue_capacity` requests already wait.
     async fn on_pool<M>(&self, message: M) -> Result<M::Result, RecommendError>
     where
@@ -366,6 +399,7 @@ impl ProductRanker for Recommender {
         request: RecommendRequest,
     ) -> BoxFuture<'_, Result<Vec<RecommendedProduct>, RecommendError>> {
         Box::pin(async move {
+            let mut request = request;
             if request.limit == 0 {
                 return Err(RecommendError::Invalid("limit must be at least 1".into()));
             }
@@ -378,6 +412,8 @@ impl ProductRanker for Recommender {
                     return Ok(hit);
                 }
             }
+            // After the cache field is named: a request carrying its embedding is not cached.
+            self.attach_query_embedding(&mut request).await;
             let items = self.on_pool(Recommend(request)).await??;
             if let Some((key, field)) = &cache {
                 self.cache_put(key, field, self.cache_ttl_secs, &items)

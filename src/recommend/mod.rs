@@ -3,6 +3,7 @@
 
 pub mod cf;
 pub mod engine;
+pub mod query_cache;
 pub mod scoring;
 
 use crate::intent::ShoppingIntent;
