@@ -12,6 +12,7 @@ mod m20261124_000001_catalog;
 mod m20261124_000002_conversations;
 mod m20261124_000003_events;
 mod m20261124_000004_event_consumers;
+mod m20261124_000006_product_fulltext;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_conversations::Migration),
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_event_consumers::Migration),
+            Box::new(m20261124_000006_product_fulltext::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::ShoppingIntent;
 use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
-use crate::recommend::scoring::{self, Candidate, Weights};
+use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Statement,
@@ -26,6 +26,11 @@ pub type SharedCf = Arc<RwLock<ItemItemModel>>;
 
 /// Member items fed to CF (most recent strengths first).
 const HISTORY_ITEMS: usize = 20;
+
+/// The document a product is matched against in full text. Identical to the expression of
+/// the `products_fulltext_idx` GIN index (migration m20261124_000006), so the index is used.
+pub const PRODUCT_TSVECTOR: &str =
+    "to_tsvector('english', title || ' ' || coalesce(brand, '') || ' ' || description)";
 
 /// Builds the CF model from every row of `interactions`.
 pub async fn load_cf(db: &DatabaseConnection, config: CfConfig) -> Result<ItemItemModel, DbErr> {
@@ -76,6 +81,14 @@ impl HybridEngine {
             content: self.settings.weight_content,
             collaborative: self.settings.weight_cf,
             intent: self.settings.weight_intent,
+        }
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion {
+            normalisation: self.settings.normalisation,
+            rank_constant: self.settings.rank_constant,
+            lexical_share: self.settings.lexical_share,
         }
     }
 
@@ -131,6 +144,24 @@ impl HybridEngine {
                 .into_iter()
                 .collect();
         }
+        // The lexical signal: full-text matches of the shopper's words and of the analyser's
+        // keywords (an LLM's English keywords for a Korean message match an English catalog).
+        let lexical_words: Vec<&str> = request
+            .query_text
+            .iter()
+            .map(String::as_str)
+            .chain(request.intent.keywords.iter().map(String::as_str))
+            .filter(|w| !w.trim().is_empty())
+            .collect();
+        let lexical: HashMap<Uuid, f32> =
+            if self.settings.lexical_candidates > 0 && !lexical_words.is_empty() {
+                self.lexical(&lexical_words.join(" "), self.settings.lexical_candidates)
+                    .await?
+                    .into_iter()
+                    .collect()
+            } else {
+                HashMap::new()
+            };
         let cf_scores: HashMap<Uuid, f32> = {
             let model = self.cf.read().expect("CF lock not poisoned");
             model
@@ -156,6 +187,7 @@ impl HybridEngine {
         let mut ids = scoring::fresh(
             content
                 .keys()
+                .chain(lexical.keys())
                 .chain(cf_scores.keys())
                 .chain(popular.keys())
                 .copied(),
@@ -186,8 +218,17 @@ impl HybridEngine {
                         .filter(|(_, s)| *s > 0.0)
                         .max_by(|a, b| a.1.total_cmp(&b.1))
                         .and_then(|(h, _)| titles.get(h).cloned());
+                    // The exact cosine for every candidate, not only the HNSW neighbours: a
+                    // lexical or CF candidate is then ranked by its real similarity too.
+                    let similarity = match (&query_embedding, &p.embedding) {
+                        (Some(query), Some(embedding)) => {
+                            scoring::cosine(query, embedding.as_slice())
+                        }
+                        _ => content.get(&p.id).copied().unwrap_or(0.0),
+                    };
                     Candidate {
-                        content: content.get(&p.id).copied().unwrap_or(0.0),
+                        content: similarity,
+                        lexical: lexical.get(&p.id).copied().unwrap_or(0.0),
                         collaborative: cf_scores.get(&p.id).copied().unwrap_or(0.0),
                         popularity: popular.get(&p.id).copied().unwrap_or(0.0),
                         bought_with,
@@ -198,9 +239,20 @@ impl HybridEngine {
                 })
                 .collect()
         };
-        let scores = scoring::score(&candidates, self.weights(), !history.is_empty());
-        let picked =
-            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        let scores = scoring::score(
+            &candidates,
+            self.weights(),
+            !history.is_empty(),
+            self.fusion(),
+            !lexical.is_empty(),
+        );
+        let picked = scoring::diversify(
+            &candidates,
+            &scores,
+            self.settings.diversity_lambda,
+            self.settings.diversity_threshold,
+            limit,
+        );
         Ok(picked
             .into_iter()
             .map(|i| {
@@ -265,6 +317,7 @@ impl HybridEngine {
                 let collaborative = cf_scores.get(&p.id).copied().unwrap_or(0.0);
                 Candidate {
                     content: content.get(&p.id).copied().unwrap_or(0.0),
+                    lexical: 0.0,
                     collaborative,
                     popularity: 0.0,
                     bought_with: (collaborative > 0.0).then(|| anchor.title.clone()),
@@ -278,9 +331,14 @@ impl HybridEngine {
                 }
             })
             .collect();
-        let scores = scoring::score(&candidates, self.weights(), true);
-        let picked =
-            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        let scores = scoring::score(&candidates, self.weights(), true, self.fusion(), false);
+        let picked = scoring::diversify(
+            &candidates,
+            &scores,
+            self.settings.diversity_lambda,
+            self.settings.diversity_threshold,
+            limit,
+        );
         Ok(Some(
             picked
                 .into_iter()
@@ -393,6 +451,30 @@ impl HybridEngine {
         txn.commit().await.map_err(unavailable)?;
         rows.into_iter()
             .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "similarity")?)))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+
+    /// Full-text matches of `words` (any of them, English stemming) with their `ts_rank`,
+    /// best first.
+    async fn lexical(&self, words: &str, count: usize) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                format!(
+                    "SELECT id, ts_rank({PRODUCT_TSVECTOR}, q)::real AS rank \
+                     FROM products, \
+                     to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) q \
+                     WHERE q <> ''::tsquery AND {PRODUCT_TSVECTOR} @@ q \
+                     ORDER BY rank DESC, id LIMIT $2"
+                ),
+                [DbValue::from(words.to_string()), DbValue::from(count as i64)],
+            ))
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "rank")?)))
             .collect::<Result<_, DbErr>>()
             .map_err(unavailable)
     }
