@@ -285,6 +285,8 @@ pub struct RecommenderSettings {
     /// MMR only penalises a candidate whose cosine to an already picked one is above this
     /// (0: every similarity counts, the classic MMR).
     pub diversity_threshold: f32,
+    /// The member's strongest items that shape a list (CF neighbours, the taste centroid).
+    pub history_items: usize,
 }
 
 /// How the recommender's signals are normalised over the candidates.
@@ -442,6 +444,7 @@ lexical_share = 0.5
 normalisation = "minmax"
 rank_constant = 60.0
 diversity_threshold = 0.9
+history_items = 20
 
 [llm]
 base_url = ""

@@ -162,6 +162,7 @@ impl HybridVariant {
                 "lexical_candidates" => s.lexical_candidates = parse(key, value)?,
                 "lexical_share" => s.lexical_share = parse(key, value)?,
                 "rank_constant" => s.rank_constant = parse(key, value)?,
+                "history_items" => s.history_items = parse(key, value)?,
                 "normalisation" => {
                     s.normalisation = match value.as_str() {
                         "rank" => ScoreNormalisation::Rank,

@@ -24,9 +24,6 @@ use uuid::Uuid;
 /// The in-memory CF model, shared by the recommender pool and the `recommendation` group.
 pub type SharedCf = Arc<RwLock<ItemItemModel>>;
 
-/// Member items fed to CF (most recent strengths first).
-const HISTORY_ITEMS: usize = 20;
-
 /// The document a product is matched against in full text. Identical to the expression of
 /// the `products_fulltext_idx` GIN index (migration m20261124_000006), so the index is used.
 pub const PRODUCT_TSVECTOR: &str =
@@ -106,7 +103,7 @@ impl HybridEngine {
             Some(member) => {
                 let model = self.cf.read().expect("CF lock not poisoned");
                 let mut history = model.member_history(member);
-                history.truncate(HISTORY_ITEMS);
+                history.truncate(self.settings.history_items.max(1));
                 history
             }
             None => Vec::new(),
@@ -455,15 +452,16 @@ impl HybridEngine {
             .map_err(unavailable)
     }
 
-    /// Full-text matches of `words` (any of them, English stemming) with their `ts_rank`,
-    /// best first.
+    /// Full-text matches of `words` (any of them, English stemming) with their `ts_rank`
+    /// divided by 1 + ln(document length) (normalisation 1, so long descriptions do not win
+    /// by repetition), best first.
     async fn lexical(&self, words: &str, count: usize) -> Result<Vec<(Uuid, f32)>, RecommendError> {
         let rows = self
             .db
             .query_all_raw(Statement::from_sql_and_values(
                 self.db.get_database_backend(),
                 format!(
-                    "SELECT id, ts_rank({PRODUCT_TSVECTOR}, q)::real AS rank \
+                    "SELECT id, ts_rank({PRODUCT_TSVECTOR}, q, 1)::real AS rank \
                      FROM products, \
                      to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) q \
                      WHERE q <> ''::tsquery AND {PRODUCT_TSVECTOR} @@ q \
