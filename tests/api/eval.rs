@@ -59,8 +59,8 @@ async fn esci_eval_scores_every_signal_in_its_own_database_and_drops_it() {
         let ndcg: f64 = row.rsplit('|').nth(1).unwrap().trim().parse().unwrap();
         assert!(ndcg > 0.9, "{row}");
     }
-    // The service's own path (analyser + recommender) is scored too. Its value is not
-    // asserted: on this three-product catalog it currently scores 0 (docs/evaluation.md).
+    // The service's own path (analyser + recommender) is scored too; its value is not
+    // asserted (docs/evaluation.md has the real numbers).
     let hybrid = table
         .lines()
         .find(|line| line.contains("hybrid (service"))
