@@ -43,6 +43,10 @@ pub enum Command {
         /// Online Retail only: also import the invoices as members and order interactions.
         #[arg(long)]
         with_orders: bool,
+        /// Online Retail only: import only the sales before this date (products first sold
+        /// later and later orders are left out), e.g. a training period.
+        #[arg(long)]
+        before: Option<chrono::NaiveDate>,
         /// Do not compute product embeddings now (`convrec reembed` does it later).
         #[arg(long)]
         no_embed: bool,
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             path,
             default_stock,
             with_orders,
+            before,
             no_embed,
         } => {
             let need_path = || {
@@ -125,6 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ImportFormat::OnlineRetail => ImportSource::OnlineRetail {
                     path: need_path()?,
                     with_orders,
+                    before: before.and_then(|day| day.and_hms_opt(0, 0, 0)),
                 },
                 ImportFormat::Instacart => ImportSource::Instacart(need_path()?),
             };

@@ -274,6 +274,31 @@ pub struct RecommenderSettings {
     pub preference_cache_ttl_secs: u64,
     /// Query texts whose embeddings the recommender keeps in process (0: none).
     pub query_embedding_cache_entries: usize,
+    /// Full-text (PostgreSQL `ts_rank`) matches of the request's words fetched as
+    /// candidates; 0 turns the lexical signal off.
+    pub lexical_candidates: usize,
+    /// Share of the query-relevance (content) signal that comes from the lexical match;
+    /// the rest is the embedding cosine.
+    pub lexical_share: f32,
+    /// How each signal is brought to [0, 1] over the candidates before weighting.
+    pub normalisation: ScoreNormalisation,
+    /// Rank normalisation: a candidate at rank r scores (c + 1) / (c + r).
+    pub rank_constant: f32,
+    /// MMR only penalises a candidate whose cosine to an already picked one is above this
+    /// (0: every similarity counts, the classic MMR).
+    pub diversity_threshold: f32,
+    /// The member's strongest items that shape a list (CF neighbours, the taste centroid).
+    pub history_items: usize,
+}
+
+/// How the recommender's signals are normalised over the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreNormalisation {
+    /// (v − min) / (max − min).
+    MinMax,
+    /// By rank, as in reciprocal rank fusion: (c + 1) / (c + rank), 0 without the signal.
+    Rank,
 }
 
 /// The OpenAI-compatible model for intent analysis and reply writing, and its guards
@@ -417,6 +442,12 @@ cf_neighbours_per_item = 200
 diversity_lambda = 0.7
 preference_cache_ttl_secs = 86400
 query_embedding_cache_entries = 4096
+lexical_candidates = 50
+lexical_share = 0.5
+normalisation = "minmax"
+rank_constant = 60.0
+diversity_threshold = 0.9
+history_items = 20
 
 [llm]
 base_url = ""

@@ -13,6 +13,7 @@ mod m20261124_000002_conversations;
 mod m20261124_000003_events;
 mod m20261124_000004_event_consumers;
 mod m20261124_000005_product_tombstones;
+mod m20261124_000006_product_fulltext;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_event_consumers::Migration),
             Box::new(m20261124_000005_product_tombstones::Migration),
+            Box::new(m20261124_000006_product_fulltext::Migration),
         ]
     }
 }

@@ -140,31 +140,80 @@ pub fn reciprocal_rank_fusion(lists: &[&[String]], c: f64, k: usize) -> Vec<Stri
         .collect()
 }
 
-/// Mean NDCG@k of one method over the queries.
+/// Which half of the queries a query belongs to: settings are tuned on `Dev` only and
+/// `Test` is reported beside it, so a tuned number can be checked on queries it never saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    Dev,
+    Test,
+}
+
+/// A fixed, platform-independent assignment: the parity of the FNV-1a hash of the query
+/// text (the judgment file has no query ids).
+pub fn half_of(query: &str) -> Half {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in query.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    if hash.is_multiple_of(2) {
+        Half::Dev
+    } else {
+        Half::Test
+    }
+}
+
+/// Mean NDCG@k of one method over the queries, on each half and on all of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryScore {
     pub method: String,
-    pub queries: u64,
-    pub ndcg: f64,
+    pub dev: (u64, f64),
+    pub test: (u64, f64),
+    pub all: (u64, f64),
+}
+
+/// NDCG@k of one list per query (lists in query order).
+pub fn per_query(queries: &[JudgedQuery], lists: &[Vec<String>], k: usize) -> Vec<f64> {
+    queries
+        .iter()
+        .zip(lists)
+        .map(|(query, list)| ndcg_at_k(list, &query.gains, k))
+        .collect()
 }
 
 /// Scores each method's list per query (lists in query order).
 pub fn score(method: &str, queries: &[JudgedQuery], lists: &[Vec<String>], k: usize) -> QueryScore {
-    let mut ndcg = Mean::default();
-    for (query, list) in queries.iter().zip(lists) {
-        ndcg.add(ndcg_at_k(list, &query.gains, k));
+    let (mut dev, mut test, mut all) = (Mean::default(), Mean::default(), Mean::default());
+    for (query, ndcg) in queries.iter().zip(per_query(queries, lists, k)) {
+        all.add(ndcg);
+        match half_of(&query.text) {
+            Half::Dev => dev.add(ndcg),
+            Half::Test => test.add(ndcg),
+        }
     }
+    let pair = |m: Mean| (m.count(), m.value());
     QueryScore {
         method: method.to_string(),
-        queries: ndcg.count(),
-        ndcg: ndcg.value(),
+        dev: pair(dev),
+        test: pair(test),
+        all: pair(all),
     }
 }
 
 pub fn markdown_table(scores: &[QueryScore], k: usize) -> String {
-    let mut out = format!("| Method | Queries | NDCG@{k} |\n|---|---:|---:|\n");
+    let (dev, test, all) = scores
+        .first()
+        .map_or((0, 0, 0), |s| (s.dev.0, s.test.0, s.all.0));
+    let mut out = format!(
+        "| Method | NDCG@{k} dev ({dev}) | NDCG@{k} test ({test}) | NDCG@{k} all ({all}) |\n\
+         |---|---:|---:|---:|\n"
+    );
     for s in scores {
-        let _ = writeln!(out, "| {} | {} | {:.4} |", s.method, s.queries, s.ndcg);
+        let _ = writeln!(
+            out,
+            "| {} | {:.4} | {:.4} | {:.4} |",
+            s.method, s.dev.1, s.test.1, s.all.1
+        );
     }
     out
 }
@@ -192,6 +241,28 @@ mod tests {
         let bad = temp_file("bad.tsv", "query\tproduct_id\trating\nq\tB1\t50\n");
         let error = format!("{:#}", read_judgments(bad.path()).unwrap_err());
         assert!(error.contains("not one of 100/10/1/0"), "{error}");
+    }
+
+    #[test]
+    fn the_halves_are_fixed_and_both_used() {
+        assert_eq!(half_of("kitchen knife set"), half_of("kitchen knife set"));
+        let halves: Vec<Half> = (0..40).map(|i| half_of(&format!("query {i}"))).collect();
+        assert!(halves.contains(&Half::Dev) && halves.contains(&Half::Test));
+        let queries = vec![
+            JudgedQuery {
+                text: "a".into(),
+                gains: HashMap::from([("X".to_string(), 3.0)]),
+            },
+            JudgedQuery {
+                text: "b".into(),
+                gains: HashMap::from([("Y".to_string(), 3.0)]),
+            },
+        ];
+        let lists = vec![vec!["X".to_string()], vec!["Z".to_string()]];
+        let score = score("m", &queries, &lists, 10);
+        assert_eq!(score.all, (2, 0.5));
+        // FNV-1a parity: "a" is a dev query, "b" a test query.
+        assert_eq!((score.dev, score.test), ((1, 1.0), (1, 0.0)));
     }
 
     #[test]

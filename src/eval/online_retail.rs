@@ -108,14 +108,18 @@ impl RetailSplit {
 
     /// Reads the ledger at `path` (skipping what the importer skips) and splits it.
     pub fn read(path: &Path, options: &SplitOptions) -> anyhow::Result<Self> {
-        let lines = read_orders(path)?.filter_map(Result::ok);
+        Ok(Self::from_lines(read_lines(path)?, options))
+    }
+
+    /// Splits lines already read with [`read_lines`].
+    pub fn from_lines(lines: impl IntoIterator<Item = OrderLine>, options: &SplitOptions) -> Self {
         let split = Self::build(lines, options);
         tracing::info!(
             train_lines = split.train.len(),
             test_customers = split.relevant.len(),
             "online retail split built"
         );
-        Ok(split)
+        split
     }
 
     /// Whether `sku` may be recommended to `member` under this split's rule.
@@ -165,6 +169,40 @@ impl RetailSplit {
         members.flush()?;
         Ok(())
     }
+}
+
+/// The purchase lines of the ledger at `path` that the importer keeps.
+pub fn read_lines(path: &Path) -> anyhow::Result<Vec<OrderLine>> {
+    Ok(read_orders(path)?.filter_map(Result::ok).collect())
+}
+
+/// One method's scores on the validation split (when it was scored there) and on the
+/// test split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitScores {
+    pub method: String,
+    pub validation: Option<Score>,
+    pub test: Score,
+}
+
+/// Validation and test results side by side, as a markdown table.
+pub fn two_split_table(scores: &[SplitScores], k: usize) -> String {
+    let mut out = format!(
+        "| Method | Customers (val) | Recall@{k} val | NDCG@{k} val | Customers (test) | \
+         Recall@{k} test | NDCG@{k} test |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for s in scores {
+        let validation = match &s.validation {
+            Some(v) => format!("{} | {:.4} | {:.4}", v.customers, v.recall, v.ndcg),
+            None => "– | – | –".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {validation} | {} | {:.4} | {:.4} |",
+            s.method, s.test.customers, s.test.recall, s.test.ndcg
+        );
+    }
+    out
 }
 
 /// Top-k by number of training purchase lines per item (ties by stock code), minus what
@@ -331,6 +369,39 @@ mod tests {
         let score = split.score("outside", &lists, 10);
         assert!((score.ndcg - 1.0 / 3f64.log2()).abs() < 1e-9);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_two_split_table_marks_methods_without_validation() {
+        let score = |ndcg| Score {
+            method: "m".into(),
+            customers: 2,
+            recall: 0.5,
+            ndcg,
+        };
+        let table = two_split_table(
+            &[
+                SplitScores {
+                    method: "cf".into(),
+                    validation: Some(score(0.25)),
+                    test: score(0.125),
+                },
+                SplitScores {
+                    method: "als".into(),
+                    validation: None,
+                    test: score(0.5),
+                },
+            ],
+            10,
+        );
+        assert!(
+            table.contains("| cf | 2 | 0.5000 | 0.2500 | 2 | 0.5000 | 0.1250 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| als | – | – | – | 2 | 0.5000 | 0.5000 |"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -203,6 +203,10 @@ mod tests {
             "/api/recommendations/m-1",
             "/api/search/messages",
             "/api/products/5b0e/similar",
+            "/embed",
+            "/batch-embed",
+            "/similarity",
+            "/api/events",
         ] {
             assert!(is_limited(path), "{path}");
         }
@@ -212,7 +216,7 @@ mod tests {
             "/metrics",
             "/api/products",
             "/api/products/5b0e",
-            "/embed",
+            "/stats",
         ] {
             assert!(!is_limited(path), "{path}");
         }

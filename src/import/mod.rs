@@ -37,7 +37,12 @@ pub enum ImportSource {
     Demo,
     Generic(PathBuf),
     Esci(PathBuf),
-    OnlineRetail { path: PathBuf, with_orders: bool },
+    OnlineRetail {
+        path: PathBuf,
+        with_orders: bool,
+        /// Only the sales before this instant: the products sold by then and their orders.
+        before: Option<chrono::NaiveDateTime>,
+    },
     Instacart(PathBuf),
 }
 
@@ -86,8 +91,13 @@ pub async fn run(
             let rows = instacart::read_products(&dir, default_stock)?;
             import_products(db, &dir.display().to_string(), rows, show_progress).await
         }
-        ImportSource::OnlineRetail { path, with_orders } => {
-            let (products, skips) = online_retail::read_products(&path, default_stock)?;
+        ImportSource::OnlineRetail {
+            path,
+            with_orders,
+            before,
+        } => {
+            let (products, skips) =
+                online_retail::read_products_before(&path, default_stock, before)?;
             let mut report = import_products(
                 db,
                 &path.display().to_string(),
@@ -97,13 +107,11 @@ pub async fn run(
             .await?;
             report.skips.merge(skips);
             if with_orders {
-                import_orders(
-                    db,
-                    &mut report,
-                    online_retail::read_orders(&path)?,
-                    show_progress,
-                )
-                .await?;
+                let lines = online_retail::read_orders(&path)?.filter(move |line| match line {
+                    Ok(line) => before.is_none_or(|before| line.occurred_at < before),
+                    Err(_) => true,
+                });
+                import_orders(db, &mut report, lines, show_progress).await?;
             }
             Ok(report)
         }

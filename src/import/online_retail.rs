@@ -36,6 +36,16 @@ pub fn read_products(
     path: &Path,
     default_stock: i32,
 ) -> anyhow::Result<(Vec<ProductDraft>, SkipSummary)> {
+    read_products_before(path, default_stock, None)
+}
+
+/// [`read_products`] from the sales before `before` only: the catalog as it was then
+/// (a code first sold later does not exist yet). Later lines are ignored, not skipped.
+pub fn read_products_before(
+    path: &Path,
+    default_stock: i32,
+    before: Option<NaiveDateTime>,
+) -> anyhow::Result<(Vec<ProductDraft>, SkipSummary)> {
     let (columns, rows) = open(path)?;
     let mut tallies: BTreeMap<String, CodeTally> = BTreeMap::new();
     let mut skipped = SkipSummary::new();
@@ -43,6 +53,7 @@ pub fn read_products(
         match row.and_then(|(line, record)| {
             Sale::parse(&record, &columns).map_err(|reason| SkippedRow::new(line, reason))
         }) {
+            Ok(sale) if before.is_some_and(|before| sale.occurred_at >= before) => {}
             Ok(sale) => tallies.entry(sale.sku).or_default().add(
                 sale.line,
                 sale.description,
@@ -297,6 +308,24 @@ mod tests {
 
     fn ledger(lines: &[&str]) -> crate::import::skips::test_support::TempPath {
         temp_file("retail.csv", &format!("{HEADER}{}\n", lines.join("\n")))
+    }
+
+    #[test]
+    fn a_cutoff_keeps_only_the_products_sold_before_it() {
+        let file = ledger(&[
+            "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2011-10-01 08:26:00,2.55,17850.0,United Kingdom",
+            "536366,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2011-11-02 08:28:00,2.95,17850.0,United Kingdom",
+            "536368,71053,\"METAL SIGN,CUPCAKE\",6,2011-11-03 08:34:00,3.4,13047.0,United Kingdom",
+        ]);
+        let cutoff = NaiveDate::from_ymd_opt(2011, 11, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0);
+        let (products, skipped) = read_products_before(file.path(), 3, cutoff).unwrap();
+        assert!(skipped.is_empty(), "{skipped}");
+        assert_eq!(products.len(), 1);
+        assert_eq!(products[0].sku, "85123A");
+        // Only the sale before the cutoff sets the price.
+        assert_eq!(products[0].price_minor, Some(255));
     }
 
     #[test]

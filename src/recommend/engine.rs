@@ -10,7 +10,7 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::ShoppingIntent;
 use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
-use crate::recommend::scoring::{self, Candidate, Weights};
+use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
@@ -24,8 +24,10 @@ use uuid::Uuid;
 /// The in-memory CF model, shared by the recommender pool and the `recommendation` group.
 pub type SharedCf = Arc<RwLock<ItemItemModel>>;
 
-/// Member items fed to CF (most recent strengths first).
-const HISTORY_ITEMS: usize = 20;
+/// The document a product is matched against in full text. Identical to the expression of
+/// the `products_fulltext_idx` GIN index (migration m20261124_000006), so the index is used.
+pub const PRODUCT_TSVECTOR: &str =
+    "to_tsvector('english', title || ' ' || coalesce(brand, '') || ' ' || description)";
 
 /// Builds the CF model from every row of `interactions`.
 pub async fn load_cf(db: &DatabaseConnection, config: CfConfig) -> Result<ItemItemModel, DbErr> {
@@ -79,6 +81,14 @@ impl HybridEngine {
         }
     }
 
+    fn fusion(&self) -> Fusion {
+        Fusion {
+            normalisation: self.settings.normalisation,
+            rank_constant: self.settings.rank_constant,
+            lexical_share: self.settings.lexical_share,
+        }
+    }
+
     fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.settings.cache_timeout_ms.max(1))
     }
@@ -93,7 +103,7 @@ impl HybridEngine {
             Some(member) => {
                 let model = self.cf.read().expect("CF lock not poisoned");
                 let mut history = model.member_history(member);
-                history.truncate(HISTORY_ITEMS);
+                history.truncate(self.settings.history_items.max(1));
                 history
             }
             None => Vec::new(),
@@ -136,6 +146,23 @@ impl HybridEngine {
                 None => Ok(Vec::new()),
             }
         };
+        // The lexical signal: full-text matches of the shopper's words and of the analyser's
+        // keywords (an LLM's English keywords for a Korean message match an English catalog).
+        let lexical_words: Vec<&str> = request
+            .query_text
+            .iter()
+            .map(String::as_str)
+            .chain(request.intent.keywords.iter().map(String::as_str))
+            .filter(|w| !w.trim().is_empty())
+            .collect();
+        let lexical_matches = async {
+            if self.settings.lexical_candidates > 0 && !lexical_words.is_empty() {
+                self.lexical(&lexical_words.join(" "), self.settings.lexical_candidates)
+                    .await
+            } else {
+                Ok(Vec::new())
+            }
+        };
         let cf_scores: HashMap<Uuid, f32> = {
             let model = self.cf.read().expect("CF lock not poisoned");
             model
@@ -149,19 +176,22 @@ impl HybridEngine {
             .first()
             .or(profile.categories.first())
             .cloned();
-        let (content, popular) = futures::try_join!(
+        let (content, popular, lexical) = futures::try_join!(
             nearest,
             self.popular(
                 popular_category.as_deref(),
                 self.settings.popular_candidates,
             ),
+            lexical_matches,
         )?;
         let content: HashMap<Uuid, f32> = content.into_iter().collect();
         let popular: HashMap<Uuid, f32> = popular.into_iter().collect();
+        let lexical: HashMap<Uuid, f32> = lexical.into_iter().collect();
 
         let mut ids = scoring::fresh(
             content
                 .keys()
+                .chain(lexical.keys())
                 .chain(cf_scores.keys())
                 .chain(popular.keys())
                 .copied(),
@@ -191,8 +221,17 @@ impl HybridEngine {
                         .filter(|(_, s)| *s > 0.0)
                         .max_by(|a, b| a.1.total_cmp(&b.1))
                         .and_then(|(h, _)| titles.get(h).cloned());
+                    // The exact cosine for every candidate, not only the HNSW neighbours: a
+                    // lexical or CF candidate is then ranked by its real similarity too.
+                    let similarity = match (&query_embedding, &p.embedding) {
+                        (Some(query), Some(embedding)) => {
+                            scoring::cosine(query, embedding.as_slice())
+                        }
+                        _ => content.get(&p.id).copied().unwrap_or(0.0),
+                    };
                     Candidate {
-                        content: content.get(&p.id).copied().unwrap_or(0.0),
+                        content: similarity,
+                        lexical: lexical.get(&p.id).copied().unwrap_or(0.0),
                         collaborative: cf_scores.get(&p.id).copied().unwrap_or(0.0),
                         popularity: popular.get(&p.id).copied().unwrap_or(0.0),
                         bought_with,
@@ -203,9 +242,20 @@ impl HybridEngine {
                 })
                 .collect()
         };
-        let scores = scoring::score(&candidates, self.weights(), !history.is_empty());
-        let picked =
-            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        let scores = scoring::score(
+            &candidates,
+            self.weights(),
+            !history.is_empty(),
+            self.fusion(),
+            !lexical.is_empty(),
+        );
+        let picked = scoring::diversify(
+            &candidates,
+            &scores,
+            self.settings.diversity_lambda,
+            self.settings.diversity_threshold,
+            limit,
+        );
         Ok(picked
             .into_iter()
             .map(|i| {
@@ -270,6 +320,7 @@ impl HybridEngine {
                 let collaborative = cf_scores.get(&p.id).copied().unwrap_or(0.0);
                 Candidate {
                     content: content.get(&p.id).copied().unwrap_or(0.0),
+                    lexical: 0.0,
                     collaborative,
                     popularity: 0.0,
                     bought_with: (collaborative > 0.0).then(|| anchor.title.clone()),
@@ -283,9 +334,14 @@ impl HybridEngine {
                 }
             })
             .collect();
-        let scores = scoring::score(&candidates, self.weights(), true);
-        let picked =
-            scoring::diversify(&candidates, &scores, self.settings.diversity_lambda, limit);
+        let scores = scoring::score(&candidates, self.weights(), true, self.fusion(), false);
+        let picked = scoring::diversify(
+            &candidates,
+            &scores,
+            self.settings.diversity_lambda,
+            self.settings.diversity_threshold,
+            limit,
+        );
         Ok(Some(
             picked
                 .into_iter()
@@ -398,6 +454,31 @@ impl HybridEngine {
         txn.commit().await.map_err(unavailable)?;
         rows.into_iter()
             .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "similarity")?)))
+            .collect::<Result<_, DbErr>>()
+            .map_err(unavailable)
+    }
+
+    /// Full-text matches of `words` (any of them, English stemming) with their `ts_rank`
+    /// divided by 1 + ln(document length) (normalisation 1, so long descriptions do not win
+    /// by repetition), best first.
+    async fn lexical(&self, words: &str, count: usize) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                format!(
+                    "SELECT id, ts_rank({PRODUCT_TSVECTOR}, q, 1)::real AS rank \
+                     FROM products, \
+                     to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) q \
+                     WHERE q <> ''::tsquery AND {PRODUCT_TSVECTOR} @@ q \
+                     ORDER BY rank DESC, id LIMIT $2"
+                ),
+                [DbValue::from(words.to_string()), DbValue::from(count as i64)],
+            ))
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "rank")?)))
             .collect::<Result<_, DbErr>>()
             .map_err(unavailable)
     }

@@ -1,7 +1,9 @@
-//! The pure half of the hybrid recommender: hard filters, the intent signal, min-max
-//! normalisation, the weighted total, MMR diversity and explanations from the breakdown.
+//! The pure half of the hybrid recommender: hard filters, the intent signal, rank or
+//! min-max normalisation, the weighted total, MMR diversity and explanations from the
+//! breakdown.
 
 use crate::catalog::money::Currency;
+use crate::config::ScoreNormalisation;
 use crate::db::entities::product;
 use crate::intent::ShoppingIntent;
 use crate::recommend::{RecommendedProduct, ScoreBreakdown};
@@ -15,11 +17,34 @@ pub struct Weights {
     pub intent: f32,
 }
 
+/// How the signals are normalised and combined, besides the weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion {
+    pub normalisation: ScoreNormalisation,
+    /// c of the rank normalisation (c + 1) / (c + rank).
+    pub rank_constant: f32,
+    /// Share of the content signal taken from the lexical match when there is one.
+    pub lexical_share: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self {
+            normalisation: ScoreNormalisation::MinMax,
+            rank_constant: 60.0,
+            lexical_share: 0.0,
+        }
+    }
+}
+
 /// A candidate with its raw (unnormalised) signals and the facts its explanation may quote.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub product: product::Model,
+    /// Embedding cosine to the query (or to the member's taste).
     pub content: f32,
+    /// Full-text rank of the request's words (0: not among the lexical matches).
+    pub lexical: f32,
     pub collaborative: f32,
     pub popularity: f32,
     /// The member's item that contributed most to `collaborative`, by title.
@@ -153,19 +178,59 @@ pub fn normalise(values: &mut [f32]) {
     }
 }
 
-/// Normalises every signal over the candidates and computes the weighted totals. With no
-/// member history the collaborative signal is popularity alone (cold start); otherwise
-/// popularity contributes a fifth of it.
-pub fn score(candidates: &[Candidate], weights: Weights, has_history: bool) -> Vec<ScoreBreakdown> {
-    let column = |f: &dyn Fn(&Candidate) -> f32| {
+/// Rank normalisation in place, as in reciprocal rank fusion: the candidate at rank r (by
+/// descending value, ties sharing the better rank) gets (c + 1) / (c + r), so the best is
+/// 1 and the curve flattens with c; a value ≤ 0 (the signal did not find it) gets 0.
+/// Unlike min-max, one outlier cannot squash everyone else towards 0.
+pub fn rank_normalise(values: &mut [f32], c: f32) {
+    let mut order: Vec<usize> = (0..values.len()).filter(|&i| values[i] > 0.0).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    let mut normalised = vec![0.0; values.len()];
+    let mut rank = 0usize;
+    let mut previous = f32::NAN;
+    for (position, &i) in order.iter().enumerate() {
+        if values[i] != previous {
+            rank = position + 1;
+            previous = values[i];
+        }
+        normalised[i] = (c + 1.0) / (c + rank as f32);
+    }
+    values.copy_from_slice(&normalised);
+}
+
+/// Normalises every signal over the candidates and computes the weighted totals. The
+/// content signal is the query relevance: the embedding cosine, blended with the lexical
+/// match when the request had words (`has_lexical`). With no member history the
+/// collaborative signal is popularity alone (cold start); otherwise popularity contributes
+/// a fifth of it. The intent signal is a share of matched preferences, with many ties, so
+/// it is always min-max normalised.
+pub fn score(
+    candidates: &[Candidate],
+    weights: Weights,
+    has_history: bool,
+    fusion: Fusion,
+    has_lexical: bool,
+) -> Vec<ScoreBreakdown> {
+    let column = |f: &dyn Fn(&Candidate) -> f32, normalisation: ScoreNormalisation| {
         let mut values: Vec<f32> = candidates.iter().map(f).collect();
-        normalise(&mut values);
+        match normalisation {
+            ScoreNormalisation::MinMax => normalise(&mut values),
+            ScoreNormalisation::Rank => rank_normalise(&mut values, fusion.rank_constant),
+        }
         values
     };
-    let content = column(&|c| c.content);
-    let cf = column(&|c| c.collaborative);
-    let popularity = column(&|c| c.popularity);
-    let intent = column(&|c| c.intent);
+    let by = fusion.normalisation;
+    let mut content = column(&|c| c.content, by);
+    if has_lexical {
+        let share = fusion.lexical_share.clamp(0.0, 1.0);
+        let lexical = column(&|c| c.lexical, by);
+        for (value, lexical) in content.iter_mut().zip(lexical) {
+            *value = (1.0 - share) * *value + share * lexical;
+        }
+    }
+    let cf = column(&|c| c.collaborative, by);
+    let popularity = column(&|c| c.popularity, by);
+    let intent = column(&|c| c.intent, ScoreNormalisation::MinMax);
     (0..candidates.len())
         .map(|i| {
             let collaborative = if has_history {
@@ -185,7 +250,7 @@ pub fn score(candidates: &[Candidate], weights: Weights, has_history: bool) -> V
         .collect()
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() || a.is_empty() {
         return 0.0;
     }
@@ -194,14 +259,19 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Maximal marginal relevance: picks `limit` indices, each maximising
-/// `λ·total − (1−λ)·max similarity to the picked`, where similarity is the embedding cosine,
-/// or 1 for the same brand in the same category when either has no embedding.
+/// `λ·total − (1−λ)·redundancy`, where redundancy is the largest similarity to a picked
+/// product above `threshold`, rescaled to [0, 1] ((s − t) / (1 − t); with t = 0 the plain
+/// similarity). Similarity is the embedding cosine, or 1 for the same brand in the same
+/// category when either has no embedding. A threshold near 1 makes diversity a tie-breaker
+/// among near-copies instead of a pull away from everything the list already has.
 pub fn diversify(
     candidates: &[Candidate],
     scores: &[ScoreBreakdown],
     lambda: f32,
+    threshold: f32,
     limit: usize,
 ) -> Vec<usize> {
+    let threshold = threshold.clamp(0.0, 0.99);
     let embeddings: Vec<Option<&[f32]>> = candidates
         .iter()
         .map(|c| c.product.embedding.as_ref().map(|e| e.as_slice()))
@@ -226,7 +296,9 @@ pub fn diversify(
     while picked.len() < limit && !left.is_empty() {
         if let Some(&last) = picked.last() {
             for &i in &left {
-                redundancy[i] = redundancy[i].max(similarity(i, last));
+                // Only near-copies count: similarity above the threshold, rescaled to [0, 1].
+                let near_copy = ((similarity(i, last) - threshold) / (1.0 - threshold)).max(0.0);
+                redundancy[i] = redundancy[i].max(near_copy);
             }
         }
         let (position, _) = left
@@ -344,7 +416,36 @@ mod tests {
     use super::*;
     use sea_orm::prelude::PgVector;
 
-    fn candidate(n: usize, embedding: Option<Vec<f32>>, brand: &str) -> Candidate {
+    fn candidate(n: u128, embedding: &[f32], content: f32, lexical: f32) -> Candidate {
+        let now = chrono::Utc::now().into();
+        Candidate {
+            product: product::Model {
+                id: Uuid::from_u128(n),
+                sku: format!("S{n}"),
+                title: format!("Product {n}"),
+                description: String::new(),
+                category: "home".into(),
+                brand: None,
+                price_minor: None,
+                currency: "KRW".into(),
+                stock: 1,
+                attributes: serde_json::json!({}),
+                image_url: None,
+                embedding: Some(PgVector::from(embedding.to_vec())),
+                created_at: now,
+                updated_at: now,
+            },
+            content,
+            lexical,
+            collaborative: 0.0,
+            popularity: 0.0,
+            bought_with: None,
+            matched: Vec::new(),
+            intent: 0.0,
+        }
+    }
+
+    fn clustered_candidate(n: usize, embedding: Option<Vec<f32>>, brand: &str) -> Candidate {
         let now = chrono::Utc::now().fixed_offset();
         Candidate {
             product: product::Model {
@@ -364,6 +465,7 @@ mod tests {
                 updated_at: now,
             },
             content: 0.0,
+            lexical: 0.0,
             collaborative: 0.0,
             popularity: 0.0,
             bought_with: None,
@@ -378,6 +480,7 @@ mod tests {
         candidates: &[Candidate],
         scores: &[ScoreBreakdown],
         lambda: f32,
+        threshold: f32,
         limit: usize,
     ) -> Vec<usize> {
         let similarity = |a: usize, b: usize| {
@@ -397,7 +500,7 @@ mod tests {
                 .map(|(position, &i)| {
                     let redundancy = picked
                         .iter()
-                        .map(|&p| similarity(i, p))
+                        .map(|&p| ((similarity(i, p) - threshold) / (1.0 - threshold)).max(0.0))
                         .fold(0.0f32, f32::max);
                     (
                         position,
@@ -438,7 +541,7 @@ mod tests {
                         v.iter_mut().for_each(|x| *x /= norm);
                         v
                     });
-                    candidate(n, embedding, if n % 2 == 0 { "a" } else { "b" })
+                    clustered_candidate(n, embedding, if n % 2 == 0 { "a" } else { "b" })
                 })
                 .collect();
             let scores: Vec<ScoreBreakdown> = (0..count)
@@ -447,13 +550,80 @@ mod tests {
                     ..ScoreBreakdown::default()
                 })
                 .collect();
-            for (lambda, limit) in [(0.7, 10), (0.3, 25), (1.0, 5), (0.0, count + 3)] {
+            for (lambda, threshold, limit) in [
+                (0.7, 0.0, 10),
+                (0.7, 0.9, 10),
+                (0.3, 0.5, 25),
+                (1.0, 0.9, 5),
+                (0.0, 0.0, count + 3),
+            ] {
                 assert_eq!(
-                    diversify(&candidates, &scores, lambda, limit),
-                    diversify_by_definition(&candidates, &scores, lambda, limit),
-                    "round {round}, lambda {lambda}, limit {limit}"
+                    diversify(&candidates, &scores, lambda, threshold, limit),
+                    diversify_by_definition(&candidates, &scores, lambda, threshold, limit),
+                    "round {round}, lambda {lambda}, threshold {threshold}, limit {limit}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn rank_normalisation_shares_ties_and_zeroes_the_missing() {
+        let mut values = [0.9, 0.0, 0.5, 0.9, 0.1];
+        rank_normalise(&mut values, 60.0);
+        // Ranks 1, –, 3, 1, 4.
+        assert_eq!(values[0], 1.0);
+        assert_eq!(values[3], 1.0);
+        assert_eq!(values[1], 0.0);
+        assert!((values[2] - 61.0 / 63.0).abs() < 1e-6);
+        assert!((values[4] - 61.0 / 64.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_lexical_match_is_blended_into_the_content_signal() {
+        let candidates = [
+            candidate(1, &[1.0, 0.0], 0.9, 0.0),
+            candidate(2, &[0.0, 1.0], 0.8, 0.4),
+        ];
+        let weights = Weights {
+            content: 1.0,
+            collaborative: 0.0,
+            intent: 0.0,
+        };
+        let fusion = Fusion {
+            normalisation: ScoreNormalisation::Rank,
+            rank_constant: 1.0,
+            lexical_share: 0.5,
+        };
+        let scores = score(&candidates, weights, false, fusion, true);
+        // 1: content rank 1 (1.0), no lexical; 2: content rank 2 (2/3), lexical rank 1.
+        assert!((scores[0].content - 0.5).abs() < 1e-6);
+        assert!((scores[1].content - (0.5 * 2.0 / 3.0 + 0.5)).abs() < 1e-6);
+        let without = score(&candidates, weights, false, fusion, false);
+        assert!(without[0].total > without[1].total);
+    }
+
+    #[test]
+    fn a_diversity_threshold_only_separates_near_copies() {
+        // 1 is a near-copy of 0 (cosine 0.99); 2 is merely related to 0 (cosine 0.6);
+        // 3 is unrelated to 0.
+        let candidates = [
+            candidate(1, &[1.0, 0.0], 0.0, 0.0),
+            candidate(2, &[0.99, (1.0f32 - 0.99 * 0.99).sqrt()], 0.0, 0.0),
+            candidate(3, &[0.6, 0.8], 0.0, 0.0),
+            candidate(4, &[0.0, 1.0], 0.0, 0.0),
+        ];
+        let scores: Vec<ScoreBreakdown> = [1.0, 0.95, 0.8, 0.75]
+            .into_iter()
+            .map(|total| ScoreBreakdown {
+                total,
+                ..Default::default()
+            })
+            .collect();
+        // Classic MMR pushes the related product below the unrelated one.
+        assert_eq!(diversify(&candidates, &scores, 0.7, 0.0, 4), [0, 3, 1, 2]);
+        // With a threshold only the near-copy drops; the rest keep their order.
+        assert_eq!(diversify(&candidates, &scores, 0.7, 0.9, 4), [0, 2, 3, 1]);
+        // λ = 1: by score alone.
+        assert_eq!(diversify(&candidates, &scores, 1.0, 0.9, 4), [0, 1, 2, 3]);
     }
 }

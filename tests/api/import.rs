@@ -124,6 +124,7 @@ async fn online_retail_imports_products_members_and_orders_once() {
     let source = ImportSource::OnlineRetail {
         path: data.join("online_retail/online_retail.csv"),
         with_orders: true,
+        before: None,
     };
     let report = import::run(&app.db, source.clone(), 100, false)
         .await

@@ -1,0 +1,308 @@
+//! The service's hybrid recommender on the Online Retail split: the catalog and the orders
+//! of the training period are imported into a database of their own with the importer's
+//! `before` cutoff (`convrec import online-retail --with-orders --before …`), the products
+//! are embedded, and the [`HybridEngine`] the recommender actors run recommends for each
+//! test customer with no words at all (member = the customer: content from the centroid of
+//! their items, CF from their history, popularity), as on a home page.
+//!
+//! The same database serves a validation split carved from the training period (train
+//! before `validation_cutoff`, validate on the month up to the cutoff): there the engine's
+//! CF model and popularity are built from the interactions before the validation cutoff
+//! only, and products first sold after it are excluded, so weights can be tuned on
+//! validation without looking at the test period.
+//!
+//! [`HybridEngine`]: crate::recommend::engine::HybridEngine
+
+use super::online_retail::RetailSplit;
+use super::HybridVariant;
+use crate::actors::analytics::AnalyticsKeys;
+use crate::config::Settings;
+use crate::intent::ShoppingIntent;
+use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::recommend::engine::HybridEngine;
+use crate::recommend::RecommendRequest;
+use anyhow::Context;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+/// The training-period database: products, their embeddings, members and orders.
+pub struct RetailDb {
+    pub db: DatabaseConnection,
+    sku_to_id: HashMap<String, Uuid>,
+    id_to_sku: HashMap<Uuid, String>,
+}
+
+impl RetailDb {
+    /// Imports the sales before `cutoff` (products and orders) into `db` when it holds no
+    /// products yet, else checks that what it holds ends before the cutoff; then embeds the
+    /// products that have no embedding.
+    pub async fn prepare(
+        db: DatabaseConnection,
+        ledger: &std::path::Path,
+        cutoff: chrono::NaiveDateTime,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        crate::db::migrate(&db).await?;
+        let count = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+                    .await?
+                    .map(|row| row.try_get::<i64>("", "n"))
+                    .transpose()
+                    .map(Option::unwrap_or_default)
+            }
+        };
+        if count("SELECT count(*) AS n FROM products").await? == 0 {
+            let report = crate::import::run(
+                &db,
+                crate::import::ImportSource::OnlineRetail {
+                    path: ledger.to_path_buf(),
+                    with_orders: true,
+                    before: Some(cutoff),
+                },
+                100,
+                true,
+            )
+            .await?;
+            eprintln!("{report}");
+        } else {
+            let late = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM interactions WHERE occurred_at >= $1",
+                    [cutoff.and_utc().into()],
+                ))
+                .await?
+                .map(|row| row.try_get::<i64>("", "n"))
+                .transpose()?
+                .unwrap_or(0);
+            if late > 0 {
+                anyhow::bail!(
+                    "the evaluation database holds {late} interactions from {cutoff} on; \
+                     drop it (or pick another --db-name) so the training period is re-imported"
+                );
+            }
+            eprintln!(
+                "reusing the {} products and {} interactions already in the evaluation database",
+                count("SELECT count(*) AS n FROM products").await?,
+                count("SELECT count(*) AS n FROM interactions").await?
+            );
+        }
+        let embedder = crate::ml::blocking::BlockingEmbedder::new(crate::ml::bert::load_embedder(
+            &settings.model.dir,
+        )?);
+        let embedded = crate::catalog::embedding::embed_products(
+            &db,
+            crate::catalog::embedding::Scope::Missing,
+            |texts| embedder.embed(texts),
+            true,
+        )
+        .await?;
+        eprintln!("product embeddings computed: {embedded}");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT id, sku FROM products",
+            ))
+            .await?;
+        let mut sku_to_id = HashMap::new();
+        let mut id_to_sku = HashMap::new();
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let sku: String = row.try_get("", "sku")?;
+            sku_to_id.insert(sku.clone(), id);
+            id_to_sku.insert(id, sku);
+        }
+        Ok(Self {
+            db,
+            sku_to_id,
+            id_to_sku,
+        })
+    }
+
+    /// The interactions before `before`, as `load_cf` reads them for the service.
+    async fn interactions_before(
+        &self,
+        before: i64,
+    ) -> anyhow::Result<Vec<(String, Uuid, InteractionKind, i32, i64)>> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT member_id, product_id, kind, quantity, \
+                 extract(epoch FROM occurred_at)::bigint AS at FROM interactions \
+                 WHERE occurred_at < to_timestamp($1)",
+                [(before as f64).into()],
+            ))
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("", "kind")?;
+            let Some(kind) = InteractionKind::parse(&kind) else {
+                continue;
+            };
+            out.push((
+                row.try_get("", "member_id")?,
+                row.try_get("", "product_id")?,
+                kind,
+                row.try_get("", "quantity")?,
+                row.try_get("", "at")?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Top-k lists of the service's hybrid for every customer of `split` (whose training
+    /// period ends at `cutoff_secs`), one map per variant.
+    pub async fn hybrid_lists(
+        &self,
+        settings: &Settings,
+        split: &RetailSplit,
+        cutoff_secs: i64,
+        variants: &[&HybridVariant],
+        k: usize,
+    ) -> anyhow::Result<Vec<HashMap<String, Vec<String>>>> {
+        let reco = &settings.recommender;
+        let interactions = self.interactions_before(cutoff_secs).await?;
+        // The CF model the service would hold at the cutoff (load_cf over these rows).
+        let mut model = ItemItemModel::new(CfConfig {
+            half_life_days: reco.cf_half_life_days,
+            neighbours_per_item: reco.cf_neighbours_per_item,
+            ..CfConfig::default()
+        });
+        // Popularity as the recommender's database fallback weighs it (orders 5 × quantity),
+        // written to the analytics ZSets the engine reads first, so that in the validation
+        // split no later order counts.
+        let mut popularity: HashMap<Uuid, f64> = HashMap::new();
+        let mut sold: HashSet<Uuid> = HashSet::new();
+        for (member, item, kind, quantity, at) in &interactions {
+            model.observe(member, *item, *kind, *quantity, *at);
+            sold.insert(*item);
+            *popularity.entry(*item).or_default() += match kind {
+                InteractionKind::Order => 5.0 * f64::from(*quantity),
+                InteractionKind::Cart => 3.0,
+                InteractionKind::View => 1.0,
+            };
+        }
+        model.rebuild(cutoff_secs);
+        let cf = Arc::new(RwLock::new(model));
+        // Products first sold after the cutoff did not exist yet.
+        let unsold: Vec<Uuid> = self
+            .id_to_sku
+            .keys()
+            .filter(|id| !sold.contains(id))
+            .copied()
+            .collect();
+
+        let key_prefix = format!("eval:{}:", Uuid::new_v4());
+        let keys = AnalyticsKeys::new(&key_prefix);
+        let redis = crate::app::redis_pool(&settings.redis)?;
+        seed_popularity(
+            &redis,
+            &[
+                keys.trending(),
+                keys.popular(crate::import::online_retail::CATEGORY),
+            ],
+            &popularity,
+        )
+        .await?;
+        let embeddings = crate::embeddings::EmbeddingService::start(
+            crate::app::load_model(&settings.model).await?,
+            &settings.embedding,
+            redis.clone(),
+            &key_prefix,
+            crate::metrics::Metrics::new(),
+        );
+
+        let mut all = Vec::with_capacity(variants.len());
+        for variant in variants {
+            let mut tuned = reco.clone();
+            variant.apply(&mut tuned)?;
+            // The seeded ZSets must answer: a timeout would fall back to counting every
+            // interaction in the database, the validation month included.
+            tuned.cache_timeout_ms = tuned.cache_timeout_ms.max(5_000);
+            let engine = HybridEngine {
+                db: self.db.clone(),
+                redis: redis.clone(),
+                embeddings: embeddings.clone(),
+                keys: keys.clone(),
+                settings: tuned,
+                cf: cf.clone(),
+            };
+            let started = std::time::Instant::now();
+            let mut lists = HashMap::new();
+            for (member, bought) in &split.history {
+                if !split.relevant.contains_key(member) {
+                    continue;
+                }
+                // The protocol of every method here: nothing bought before the cutoff.
+                let mut exclude: Vec<Uuid> = unsold.clone();
+                if !split.include_train_items {
+                    exclude.extend(bought.iter().filter_map(|sku| self.sku_to_id.get(sku)));
+                }
+                let recommended = engine
+                    .recommend(RecommendRequest {
+                        member_id: Some(member.clone()),
+                        query_text: None,
+                        query_embedding: None,
+                        intent: ShoppingIntent::empty(),
+                        limit: k,
+                        exclude,
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("recommending for customer {member}: {e}"))?;
+                lists.insert(
+                    member.clone(),
+                    recommended.into_iter().map(|p| p.sku).collect(),
+                );
+            }
+            eprintln!(
+                "hybrid {}: {} customers in {:.1}s",
+                variant.name,
+                lists.len(),
+                started.elapsed().as_secs_f64()
+            );
+            all.push(lists);
+        }
+        clear_prefix(&redis, &key_prefix).await;
+        Ok(all)
+    }
+}
+
+async fn seed_popularity(
+    redis: &crate::actors::dependency_monitor::RedisPool,
+    keys: &[String],
+    scores: &HashMap<Uuid, f64>,
+) -> anyhow::Result<()> {
+    let mut conn = redis
+        .get()
+        .await
+        .context("Redis for the popularity ZSets")?;
+    for key in keys {
+        let mut command = redis::cmd("ZADD");
+        command.arg(key);
+        for (id, score) in scores {
+            command.arg(*score).arg(id.to_string());
+        }
+        let _: i64 = command.query_async(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Deletes this run's keys (ZSets and cached query embeddings); best effort.
+async fn clear_prefix(redis: &crate::actors::dependency_monitor::RedisPool, prefix: &str) {
+    let Ok(mut conn) = redis.get().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut *conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut *conn).await;
+    }
+}
