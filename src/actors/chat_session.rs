@@ -258,6 +258,7 @@ impl Turn {
                     ChatError::ConversationNotFound
                         | ChatError::Forbidden
                         | ChatError::EmptyMessage
+                        | ChatError::ControlCharacters
                         | ChatError::MessageTooLong { .. }
                 );
                 if client_error {

@@ -99,6 +99,18 @@ fn check_text(
     }
 }
 
+/// Whether a JSON value holds a NUL character in any string or key.
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
+        _ => false,
+    }
+}
+
 impl ProductDraft {
     /// Trims text, lower-cases the category and checks every rule; all problems are reported
     /// at once so a client can fix its request in one round.
@@ -170,6 +182,17 @@ impl ProductDraft {
                 message: format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
             });
         }
+        if self
+            .attributes
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value))
+        {
+            // PostgreSQL's jsonb refuses \u0000 (the write would fail in the database).
+            errors.push(FieldError {
+                field: "attributes",
+                message: "must not contain NUL characters".into(),
+            });
+        }
         if let Some(colors) = self.attributes.get("colors") {
             let ok = colors
                 .as_array()
@@ -233,11 +256,20 @@ mod tests {
         bad.price_minor = Some(-1);
         bad.stock = -3;
         bad.attributes.insert("colors".into(), Value::from(3));
+        bad.attributes
+            .insert("tags".into(), serde_json::json!([{"a\0": "b"}]));
         let errors = bad.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["sku", "title", "price", "stock", "attributes.colors"]
+            [
+                "sku",
+                "title",
+                "price",
+                "stock",
+                "attributes",
+                "attributes.colors"
+            ]
         );
     }
 }

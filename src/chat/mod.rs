@@ -34,6 +34,8 @@ pub struct ChatState {
 pub enum ChatError {
     #[error("the message is empty")]
     EmptyMessage,
+    #[error("the message contains control characters (only tab and line breaks are allowed)")]
+    ControlCharacters,
     #[error("the message has {chars} characters (at most {max})")]
     MessageTooLong { chars: usize, max: usize },
     #[error("no such conversation")]
@@ -52,7 +54,7 @@ impl ChatError {
     /// The stable code of the JSON error body and of the socket's `error` frame.
     pub fn code(&self) -> &'static str {
         match self {
-            ChatError::EmptyMessage => "invalid_message",
+            ChatError::EmptyMessage | ChatError::ControlCharacters => "invalid_message",
             ChatError::MessageTooLong { .. } => "message_too_long",
             ChatError::ConversationNotFound => "not_found",
             ChatError::Forbidden => "forbidden",
@@ -116,6 +118,13 @@ pub fn validate_text(text: &str, max_chars: usize) -> Result<&str, ChatError> {
     if text.is_empty() {
         return Err(ChatError::EmptyMessage);
     }
+    // PostgreSQL text cannot hold NUL: refused here as bad input rather than failing the insert.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ChatError::ControlCharacters);
+    }
     let chars = text.chars().count();
     if chars > max_chars {
         return Err(ChatError::MessageTooLong {
@@ -137,6 +146,11 @@ mod tests {
             validate_text(" \n ", 5),
             Err(ChatError::EmptyMessage)
         ));
+        assert!(matches!(
+            validate_text("a\0b", 5),
+            Err(ChatError::ControlCharacters)
+        ));
+        assert_eq!(validate_text("a\nb\tc", 5).unwrap(), "a\nb\tc");
         assert!(matches!(
             validate_text("가나다라마바", 5),
             Err(ChatError::MessageTooLong { chars: 6, max: 5 })
