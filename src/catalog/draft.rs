@@ -99,6 +99,19 @@ fn check_text(
     }
 }
 
+/// Largest magnitude of a number in `attributes`.
+pub const MAX_ATTRIBUTE_NUMBER: f64 = 1e15;
+
+/// Whether a JSON value holds a number beyond [`MAX_ATTRIBUTE_NUMBER`].
+fn json_has_huge_number(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64().is_none_or(|x| x.abs() > MAX_ATTRIBUTE_NUMBER),
+        Value::Array(items) => items.iter().any(json_has_huge_number),
+        Value::Object(map) => map.values().any(json_has_huge_number),
+        _ => false,
+    }
+}
+
 /// Whether a JSON value holds a NUL character in any string or key.
 fn json_has_nul(value: &Value) -> bool {
     match value {
@@ -191,6 +204,14 @@ impl ProductDraft {
             errors.push(FieldError {
                 field: "attributes",
                 message: "must not contain NUL characters".into(),
+            });
+        }
+        if self.attributes.values().any(json_has_huge_number) {
+            // jsonb keeps a number's every digit; one near f64's limit reads back as out of
+            // range, and the product could never be loaded again.
+            errors.push(FieldError {
+                field: "attributes",
+                message: format!("numbers must be between -{MAX_ATTRIBUTE_NUMBER:e} and {MAX_ATTRIBUTE_NUMBER:e}"),
             });
         }
         if let Some(colors) = self.attributes.get("colors") {

@@ -19,6 +19,10 @@ async fn nul_characters_in_product_attributes_and_filters_are_refused() {
     body["attributes"] = json!({"material": "wool\u{0}"});
     let response = app.post_product(&body).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A number jsonb would keep but could not hand back: the product would be unreadable.
+    body["attributes"] = json!({"weight": {"g": 1.7976931348623157e308}});
+    let response = app.post_product(&body).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.product_count().await, 0, "nothing was written");
 
     for filter in ["q", "category", "brand"] {
