@@ -23,5 +23,7 @@ done
 
 # Chromium and playwright-core for the chat page's browser test (it is skipped without them).
 if E2E_ENV="$(scripts/e2e-deps.sh)"; then eval "$E2E_ENV"; else echo "e2e deps unavailable: the browser test will be skipped" >&2; fi
+# schemathesis for the OpenAPI fuzz test (it is skipped without it).
+if FUZZ_ENV="$(scripts/fuzz-deps.sh)"; then eval "$FUZZ_ENV"; else echo "fuzz deps unavailable: the OpenAPI fuzz test will be skipped" >&2; fi
 
 cargo test --workspace --all-targets "$@"

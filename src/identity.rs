@@ -129,6 +129,14 @@ impl MemberTokens {
     }
 }
 
+/// Why `member_id` cannot be a member's id (no token can carry it), for a 400; `None` if it can.
+pub fn member_id_problem(member_id: &str) -> Option<String> {
+    match validate_member_id(member_id) {
+        Err(TokenError::Invalid(reason)) => Some(reason),
+        _ => None,
+    }
+}
+
 fn validate_member_id(member_id: &str) -> Result<(), TokenError> {
     if member_id.trim().is_empty() || member_id.len() > MAX_MEMBER_ID_LEN {
         return Err(TokenError::Invalid(format!(

@@ -99,6 +99,31 @@ fn check_text(
     }
 }
 
+/// Largest magnitude of a number in `attributes`.
+pub const MAX_ATTRIBUTE_NUMBER: f64 = 1e15;
+
+/// Whether a JSON value holds a number beyond [`MAX_ATTRIBUTE_NUMBER`].
+fn json_has_huge_number(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64().is_none_or(|x| x.abs() > MAX_ATTRIBUTE_NUMBER),
+        Value::Array(items) => items.iter().any(json_has_huge_number),
+        Value::Object(map) => map.values().any(json_has_huge_number),
+        _ => false,
+    }
+}
+
+/// Whether a JSON value holds a NUL character in any string or key.
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
+        _ => false,
+    }
+}
+
 impl ProductDraft {
     /// Trims text, lower-cases the category and checks every rule; all problems are reported
     /// at once so a client can fix its request in one round.
@@ -170,6 +195,25 @@ impl ProductDraft {
                 message: format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
             });
         }
+        if self
+            .attributes
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value))
+        {
+            // PostgreSQL's jsonb refuses \u0000 (the write would fail in the database).
+            errors.push(FieldError {
+                field: "attributes",
+                message: "must not contain NUL characters".into(),
+            });
+        }
+        if self.attributes.values().any(json_has_huge_number) {
+            // jsonb keeps a number's every digit; one near f64's limit reads back as out of
+            // range, and the product could never be loaded again.
+            errors.push(FieldError {
+                field: "attributes",
+                message: format!("numbers must be between -{MAX_ATTRIBUTE_NUMBER:e} and {MAX_ATTRIBUTE_NUMBER:e}"),
+            });
+        }
         if let Some(colors) = self.attributes.get("colors") {
             let ok = colors
                 .as_array()
@@ -233,11 +277,20 @@ mod tests {
         bad.price_minor = Some(-1);
         bad.stock = -3;
         bad.attributes.insert("colors".into(), Value::from(3));
+        bad.attributes
+            .insert("tags".into(), serde_json::json!([{"a\0": "b"}]));
         let errors = bad.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["sku", "title", "price", "stock", "attributes.colors"]
+            [
+                "sku",
+                "title",
+                "price",
+                "stock",
+                "attributes",
+                "attributes.colors"
+            ]
         );
     }
 }

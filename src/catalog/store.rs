@@ -163,7 +163,12 @@ pub async fn replace(
     {
         model.embedding = Set(existing.embedding);
     }
-    product::Entity::update(model).exec(db).await.map(Some)
+    match product::Entity::update(model).exec(db).await {
+        Ok(updated) => Ok(Some(updated)),
+        // Deleted between the read and the write (a concurrent DELETE): gone, not a failure.
+        Err(DbErr::RecordNotUpdated) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Stores a product's embedding (computed from [`super::embedding::model_text`]).

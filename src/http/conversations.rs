@@ -6,6 +6,7 @@ use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
 use crate::http::auth::AuthError;
 use crate::http::error::{error_response, ErrorBody};
+use crate::http::optional_json::OptionalJson;
 use crate::http::AppState;
 use crate::identity::Caller;
 use crate::intent::AnalyzedIntent;
@@ -144,10 +145,10 @@ struct CreateConversationBody {
 async fn create_conversation(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Option<web::Json<CreateConversationBody>>,
+    body: OptionalJson<CreateConversationBody>,
 ) -> Result<HttpResponse, ConversationsError> {
     let member = caller.member_id().ok_or(ConversationsError::MemberOnly)?;
-    let title = match body.and_then(|b| b.into_inner().title) {
+    let title = match body.into_inner().and_then(|b| b.title) {
         None => None,
         Some(raw) if raw.chars().count() > store::MAX_TITLE_CHARS => {
             return Err(ConversationsError::InvalidParameter(format!(
@@ -167,6 +168,7 @@ async fn create_conversation(
 struct ListConversationsQuery {
     /// Page size, 1 to `chat.max_page_size` (default 20).
     #[serde(default)]
+    #[param(minimum = 1)]
     limit: Option<u64>,
     /// `next_cursor` of the previous page.
     #[serde(default)]
@@ -207,6 +209,11 @@ async fn list_conversations(
     let member = match (&caller, query.member_id) {
         (Caller::Member(own), None) => own.clone(),
         (_, Some(named)) => {
+            if let Some(problem) = crate::identity::member_id_problem(&named) {
+                return Err(ConversationsError::InvalidParameter(format!(
+                    "member_id: {problem}"
+                )));
+            }
             crate::http::auth::require_access(&caller, &named)?;
             named
         }
@@ -249,6 +256,7 @@ async fn list_conversations(
 struct ListMessagesQuery {
     /// Page size, 1 to `chat.max_page_size` (default 20).
     #[serde(default)]
+    #[param(minimum = 1)]
     limit: Option<u64>,
     /// Only messages older than this message (`next_before` of the previous page).
     #[serde(default)]

@@ -3,6 +3,7 @@
 //! the route did not exist.
 
 use crate::http::error::{error_response, ErrorBody};
+use crate::http::optional_json::OptionalJson;
 use crate::http::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -44,7 +45,7 @@ pub struct DemoTokenResponse {
 )]
 async fn issue_demo_token(
     state: web::Data<AppState>,
-    body: Option<web::Json<DemoTokenRequest>>,
+    body: OptionalJson<DemoTokenRequest>,
 ) -> HttpResponse {
     let security = &state.settings.security;
     if !security.demo_tokens {
@@ -56,7 +57,8 @@ async fn issue_demo_token(
         );
     }
     let member_id = body
-        .and_then(|b| b.into_inner().member_id)
+        .into_inner()
+        .and_then(|b| b.member_id)
         .unwrap_or_else(|| format!("demo-{}", uuid::Uuid::new_v4().simple()));
     match state.tokens.issue(&member_id) {
         Ok(token) => HttpResponse::Ok().json(DemoTokenResponse {

@@ -90,6 +90,12 @@ impl ShopEventBody {
                     "must be 1 to {MAX_MEMBER_ID_CHARS} characters, none of them control characters"
                 ),
             });
+        } else if member_id.chars().any(char::is_control) {
+            // No member token can name such a member (and PostgreSQL refuses NUL).
+            errors.push(FieldError {
+                field: "member_id",
+                message: "must not contain control characters".into(),
+            });
         }
         let quantity = self.quantity.unwrap_or(1);
         if !(1..=MAX_QUANTITY).contains(&quantity) {
@@ -110,6 +116,12 @@ impl ShopEventBody {
                 errors.push(FieldError {
                     field: "order_id",
                     message: format!("must be 1 to {MAX_ORDER_ID_CHARS} characters"),
+                })
+            }
+            (ShopEventKind::Order, Some(o)) if o.chars().any(char::is_control) => {
+                errors.push(FieldError {
+                    field: "order_id",
+                    message: "must not contain control characters".into(),
                 })
             }
             (ShopEventKind::View | ShopEventKind::Cart, Some(_)) => errors.push(FieldError {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod optional_json;
 pub mod page;
 pub mod products;
 pub mod rate_limit;

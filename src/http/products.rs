@@ -184,6 +184,7 @@ pub struct ListQuery {
     pub q: Option<String>,
     pub in_stock: Option<bool>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_after` of the previous page.
     pub after: Option<Uuid>,
@@ -213,6 +214,18 @@ impl ListQuery {
             return Err(ProductsError::BadQuery(
                 "q must be at most 200 characters".into(),
             ));
+        }
+        // PostgreSQL text cannot hold NUL: the filter would fail in the database.
+        for (name, value) in [
+            ("q", &self.q),
+            ("category", &self.category),
+            ("brand", &self.brand),
+        ] {
+            if value.as_ref().is_some_and(|v| v.contains('\0')) {
+                return Err(ProductsError::BadQuery(format!(
+                    "{name} must not contain NUL characters"
+                )));
+            }
         }
         let filter = ProductFilter {
             category: self.category.filter(|c| !c.trim().is_empty()),

@@ -41,6 +41,7 @@ pub struct RecommendationsQuery {
     /// What the member is looking for (at most 500 characters).
     pub q: Option<String>,
     /// 1 to 50 (default 10).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<usize>,
     /// A category path or top level (`outdoor`, `outdoor/jackets`).
     pub category: Option<String>,
@@ -53,6 +54,7 @@ pub struct RecommendationsQuery {
 #[serde(deny_unknown_fields)]
 pub struct SimilarQuery {
     /// 1 to 50 (default 10).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<usize>,
 }
 
@@ -112,12 +114,29 @@ fn limit(requested: Option<usize>) -> Result<usize, RecommendationsError> {
     }
 }
 
+/// A member id that can exist (no token names any other): 400 before any lookup.
+fn check_member_id(member_id: &str) -> Result<(), RecommendationsError> {
+    match crate::identity::member_id_problem(member_id) {
+        Some(problem) => Err(RecommendationsError::BadQuery(problem)),
+        None => Ok(()),
+    }
+}
+
 /// The request the query string describes, checked.
 fn request_for(
     member_id: &str,
     query: RecommendationsQuery,
 ) -> Result<RecommendRequest, RecommendationsError> {
     let limit = limit(query.limit)?;
+    // PostgreSQL text cannot hold NUL: the query would fail in the database.
+    if [&query.q, &query.category]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.contains('\0')))
+    {
+        return Err(RecommendationsError::BadQuery(
+            "q and category must not contain NUL characters".into(),
+        ));
+    }
     let q = query
         .q
         .map(|q| q.trim().to_string())
@@ -214,6 +233,7 @@ async fn recommendations(
             "member id must be 1 to {MAX_MEMBER_ID_LEN} characters"
         )));
     }
+    check_member_id(&member_id)?;
     require_access(&caller, &member_id)?;
     let request = request_for(&member_id, query.into_inner())?;
     let items = state.recommender.recommend(request).await?;
@@ -239,6 +259,7 @@ async fn preferences(
     path: web::Path<String>,
 ) -> Result<HttpResponse, RecommendationsError> {
     let member_id = path.into_inner();
+    check_member_id(&member_id)?;
     require_access(&caller, &member_id)?;
     let row = crate::db::entities::user_preference::Entity::find_by_id(member_id.clone())
         .one(&state.db)

@@ -145,6 +145,7 @@ pub struct MessageParams {
     /// Messages at or before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<usize>,
 }
 
@@ -227,6 +228,7 @@ pub struct ProductParams {
     /// A category path; matches it and everything below it.
     pub category: Option<String>,
     /// 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<usize>,
 }
 
