@@ -156,6 +156,27 @@ pub struct SearchPage<T> {
     pub took_ms: u64,
 }
 
+/// The page for a search's result, its latency recorded under `index`.
+fn answer<T: Serialize>(
+    state: &SearchState,
+    index: &str,
+    started: Instant,
+    found: Result<(u64, Vec<T>), SearchError>,
+) -> Result<HttpResponse, SearchApiError> {
+    let (total, items) = found.map_err(|e| SearchApiError::from_search(e, state))?;
+    let took = started.elapsed();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[index])
+        .observe(took.as_secs_f64());
+    Ok(HttpResponse::Ok().json(SearchPage {
+        total,
+        items,
+        took_ms: took.as_millis() as u64,
+    }))
+}
+
 /// Full-text search of chat messages: a member's own, or (service token) anyone's.
 #[utoipa::path(
     get,
@@ -194,7 +215,7 @@ async fn messages(
         (Caller::Shop, member) => member,
     };
     let started = Instant::now();
-    let (total, items) = search_messages(
+    let found = search_messages(
         &state.client,
         &MessageQuery {
             text,
@@ -205,18 +226,8 @@ async fn messages(
             limit,
         },
     )
-    .await
-    .map_err(|e| SearchApiError::from_search(e, &state))?;
-    state
-        .metrics
-        .latency
-        .with_label_values(&["messages"])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(HttpResponse::Ok().json(SearchPage {
-        total,
-        items,
-        took_ms: started.elapsed().as_millis() as u64,
-    }))
+    .await;
+    answer(&state, "messages", started, found)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -262,7 +273,7 @@ async fn products(
             None
         }
     };
-    let (total, items) = search_products(
+    let found = search_products(
         &state.client,
         &ProductQuery {
             text,
@@ -271,16 +282,6 @@ async fn products(
             limit,
         },
     )
-    .await
-    .map_err(|e| SearchApiError::from_search(e, &state))?;
-    state
-        .metrics
-        .latency
-        .with_label_values(&["products"])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(HttpResponse::Ok().json(SearchPage {
-        total,
-        items,
-        took_ms: started.elapsed().as_millis() as u64,
-    }))
+    .await;
+    answer(&state, "products", started, found)
 }

@@ -84,30 +84,20 @@ pub async fn search_messages(
         }},
         "highlight": { "fields": { "content": {} } }
     });
-    let answer = client
-        .request(
-            Method::Post,
-            &format!("/{}/_search", client.alias(IndexKind::Messages)),
-            Some(&body),
-        )
-        .await?;
-    let hits = answer_hits(&answer)
-        .iter()
-        .map(|hit| {
-            let source = &hit["_source"];
-            MessageHit {
-                message_id: text(&source["messageId"]),
-                conversation_id: text(&source["conversationId"]),
-                member_id: text(&source["userId"]),
-                role: text(&source["type"]),
-                timestamp: text(&source["timestamp"]),
-                content: text(&source["content"]),
-                highlights: highlights(hit, "content"),
-                score: hit["_score"].as_f64().unwrap_or(0.0),
-            }
-        })
-        .collect();
-    Ok((total(&answer), hits))
+    run_search(client, IndexKind::Messages, &body, |hit| {
+        let source = &hit["_source"];
+        MessageHit {
+            message_id: text(&source["messageId"]),
+            conversation_id: text(&source["conversationId"]),
+            member_id: text(&source["userId"]),
+            role: text(&source["type"]),
+            timestamp: text(&source["timestamp"]),
+            content: text(&source["content"]),
+            highlights: highlights(hit, "content"),
+            score: hit["_score"].as_f64().unwrap_or(0.0),
+        }
+    })
+    .await
 }
 
 pub async fn search_products(
@@ -145,41 +135,45 @@ pub async fn search_products(
             "filter": filter
         });
     }
+    run_search(client, IndexKind::Products, &body, |hit| {
+        let source = &hit["_source"];
+        let mut fragments = highlights(hit, "title");
+        fragments.extend(highlights(hit, "description"));
+        ProductHit {
+            product_id: text(&source["productId"]),
+            sku: text(&source["sku"]),
+            title: text(&source["title"]),
+            brand: source["brand"].as_str().map(str::to_string),
+            category: text(&source["category"]),
+            price_minor: source["price"].as_i64(),
+            currency: text(&source["currency"]),
+            stock: source["stock"].as_i64().unwrap_or(0),
+            highlights: fragments,
+            score: hit["_score"].as_f64().unwrap_or(0.0),
+        }
+    })
+    .await
+}
+
+/// Runs `body` against the alias of `index`; the total and each hit read by `read_hit`.
+async fn run_search<T>(
+    client: &SearchClient,
+    index: IndexKind,
+    body: &Value,
+    read_hit: impl Fn(&Value) -> T,
+) -> Result<(u64, Vec<T>), SearchError> {
     let answer = client
         .request(
             Method::Post,
-            &format!("/{}/_search", client.alias(IndexKind::Products)),
-            Some(&body),
+            &format!("/{}/_search", client.alias(index)),
+            Some(body),
         )
         .await?;
-    let hits = answer_hits(&answer)
-        .iter()
-        .map(|hit| {
-            let source = &hit["_source"];
-            let mut fragments = highlights(hit, "title");
-            fragments.extend(highlights(hit, "description"));
-            ProductHit {
-                product_id: text(&source["productId"]),
-                sku: text(&source["sku"]),
-                title: text(&source["title"]),
-                brand: source["brand"].as_str().map(str::to_string),
-                category: text(&source["category"]),
-                price_minor: source["price"].as_i64(),
-                currency: text(&source["currency"]),
-                stock: source["stock"].as_i64().unwrap_or(0),
-                highlights: fragments,
-                score: hit["_score"].as_f64().unwrap_or(0.0),
-            }
-        })
-        .collect();
-    Ok((total(&answer), hits))
-}
-
-fn answer_hits(answer: &Value) -> Vec<Value> {
-    answer["hits"]["hits"]
+    let hits = answer["hits"]["hits"]
         .as_array()
-        .cloned()
-        .unwrap_or_default()
+        .map(|hits| hits.iter().map(&read_hit).collect())
+        .unwrap_or_default();
+    Ok((total(&answer), hits))
 }
 
 fn total(answer: &Value) -> u64 {
