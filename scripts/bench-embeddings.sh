@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Encoder throughput: convrec's burn encoder against Python sentence-transformers on the same
+# Encoder throughput: convrec's encoders against Python sentence-transformers on the same
 # texts, batch sizes, model files and machine, in the same run, alternating round by round so
 # that a change in the CPU available hits both. Results and how to read them:
 # docs/benchmarks.md.
@@ -7,8 +7,10 @@
 #   scripts/bench-embeddings.sh [--rounds N] [--seconds S] [--batch-sizes 1,8,32,128]
 #                               [--backends] [--http] [--dev] [--quick] [--out DIR]
 #
-#   --backends   also build the candidate CPU backends (cargo features, see Cargo.toml) and
-#                compare them at batch 32 (a few extra builds the first time)
+#   --backends   also build burn's other candidate CPU backends (cargo features, see
+#                Cargo.toml) and compare them at batch 32 (a few extra builds the first time);
+#                the default build's encoders (native, burn on flex, plain ndarray) are
+#                compared at batch 32 in every run
 #   --http       also load `POST /embed` of a `convrec serve` started here on the local stack
 #                (20 concurrent clients, bounded; 127.0.0.1 only)
 #   --dev        measure the dev-profile build (what scripts/run.sh serves) instead of release
@@ -49,13 +51,13 @@ done
 say() { printf '[bench] %s\n' "$*" >&2; }
 mkdir -p "$OUT" "$CACHE/bench/bin"
 
-# Candidates for --backends: tag | cargo features (on top of the defaults) | backends to run |
-# extra environment. The default build has flex (its CpuBackend) and plain ndarray, the
-# reference row. ndarray's features change every ndarray in a binary, so its flavours need
-# builds of their own.
+# Candidates: tag | cargo features (on top of the defaults) | backends to run | extra
+# environment. The default build has the native encoder (its default), burn on flex and
+# plain ndarray, the reference row; those always run. ndarray's features change every
+# ndarray in a binary, so its flavours need builds of their own (--backends).
 CANDIDATES=(
-  "default||default,ndarray|"
-  "default||default,ndarray|RAYON_NUM_THREADS=1"
+  "default||default,burn,ndarray|"
+  "default||default,burn|RAYON_NUM_THREADS=1"
   "ndarray-simd-threads|ndarray-simd,ndarray-threads|ndarray|"
   "blas-candle|backend-blas,ndarray-simd,ndarray-threads,backend-candle|ndarray,candle|"
   "blas-candle|backend-blas,ndarray-simd,ndarray-threads,backend-candle|ndarray|RAYON_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
@@ -140,19 +142,18 @@ for round in $(seq "$ROUNDS"); do
     --json "$OUT/ours-$round.json" >/dev/null
   OURS+=("$OUT/ours-$round.json")
 
-  if [ "$BACKENDS" = 1 ]; then
-    for spec in "${CANDIDATES[@]}"; do
-      IFS='|' read -r tag features backends extra <<<"$spec"
-      key=${features//,/+}; built=${BUILT[${key:-defaults}]}
-      [ "$built" = failed ] && continue
-      file="$OUT/candidate-$tag${extra:+-${extra//[^a-zA-Z0-9]/_}}-$round.json"
-      say "round $round/$ROUNDS: candidate $tag ($backends${extra:+, $extra})"
-      env RAYON_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" $extra "${NICE[@]}" \
-        "$(bin "$built")" bench embeddings --texts "$OUT/texts.json" --backends "$backends" \
-        --batch-sizes 32 "${COMMON[@]}" --json "$file" >/dev/null
-      CANDIDATE_FILES+=("$file")
-    done
-  fi
+  for spec in "${CANDIDATES[@]}"; do
+    IFS='|' read -r tag features backends extra <<<"$spec"
+    [ "$BACKENDS" = 1 ] || [ "$tag" = default ] || continue
+    key=${features//,/+}; built=${BUILT[${key:-defaults}]}
+    [ "$built" = failed ] && continue
+    file="$OUT/candidate-$tag${extra:+-${extra//[^a-zA-Z0-9]/_}}-$round.json"
+    say "round $round/$ROUNDS: candidate $tag ($backends${extra:+, $extra})"
+    env RAYON_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" $extra "${NICE[@]}" \
+      "$(bin "$built")" bench embeddings --texts "$OUT/texts.json" --backends "$backends" \
+      --batch-sizes 32 "${COMMON[@]}" --json "$file" >/dev/null
+    CANDIDATE_FILES+=("$file")
+  done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
@@ -184,10 +185,8 @@ if [ "$HTTP" = 1 ]; then
   trap - EXIT
 fi
 
-REPORT_ARGS=(--ours "${OURS[@]}" --baseline "${THEIRS[@]}")
-if [ "$BACKENDS" = 1 ]; then
-  REPORT_ARGS+=(--backends "${OURS[@]}" "${CANDIDATE_FILES[@]}" "${THEIRS[@]}")
-fi
+REPORT_ARGS=(--ours "${OURS[@]}" --baseline "${THEIRS[@]}"
+  --backends "${OURS[@]}" "${CANDIDATE_FILES[@]}" "${THEIRS[@]}")
 python3 scripts/bench_embeddings_report.py "${REPORT_ARGS[@]}" >"$OUT/report.md"
 {
   if [ -f "$OUT/http.txt" ]; then

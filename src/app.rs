@@ -84,7 +84,7 @@ pub fn elasticsearch_client(
 /// async thread).
 pub async fn load_model(settings: &ModelSettings) -> Result<Box<dyn Embedder>, StartupError> {
     let dir = settings.dir.clone();
-    let loading = dir.clone();
+    let loading = settings.clone();
     actix_web::rt::task::spawn_blocking(move || crate::ml::bert::load_embedder(&loading))
         .await
         .map_err(|e| StartupError::Io(std::io::Error::other(e)))?

@@ -183,6 +183,6 @@ async fn reembed(
     db: &sea_orm::DatabaseConnection,
     scope: Scope,
 ) -> anyhow::Result<u64> {
-    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model.dir)?);
+    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model)?);
     embed_products(db, scope, |texts| embedder.embed(texts), true).await
 }

@@ -111,6 +111,20 @@ pub struct ElasticsearchSettings {
 pub struct ModelSettings {
     /// Folder with config.json, tokenizer.json and model.safetensors.
     pub dir: PathBuf,
+    /// Which implementation runs the encoder.
+    pub encoder: EncoderKind,
+}
+
+/// The sentence encoder's implementation (docs/benchmarks.md compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    /// burn on CUDA in a `cuda` build, the native CPU encoder otherwise.
+    Auto,
+    /// convrec's own CPU kernels (`src/ml/native/`).
+    Native,
+    /// burn on the build's device: CUDA in a `cuda` build, else its CPU backend (flex).
+    Burn,
 }
 
 /// Serving embeddings: the worker pool, the batcher in front of it, the Redis cache and
@@ -118,7 +132,8 @@ pub struct ModelSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
-    /// Inference threads, each with its own copy of the model.
+    /// Batches encoded at the same time (native: threads sharing the weights; burn: each
+    /// with its own copy of the model).
     pub workers: usize,
     /// Most texts in one batch.
     pub max_batch_size: usize,
@@ -371,6 +386,7 @@ retry_after_secs = 5
 
 [model]
 dir = "models/all-MiniLM-L6-v2"
+encoder = "auto"
 
 [embedding]
 workers = 2

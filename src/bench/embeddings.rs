@@ -8,10 +8,11 @@
 //! `scripts/bench_embeddings_report.py`; the median is printed here too.
 
 use super::texts::{TextKind, TextSets};
+use crate::config::{EncoderKind, ModelSettings};
 use crate::ml::Embedder;
 use anyhow::Context;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What to measure and for how long.
@@ -111,9 +112,11 @@ fn ndarray_flavour() -> String {
     name
 }
 
-/// The backends compiled into this binary; `default` is [`crate::ml::bert::CpuBackend`].
+/// The backends compiled into this binary: `default` is the encoder the service runs
+/// (`model.encoder`), `native` convrec's own CPU kernels, `burn` burn on
+/// [`crate::ml::bert::CpuBackend`]; the rest name burn backends.
 pub fn available_backends() -> Vec<&'static str> {
-    let mut names = vec!["default", "ndarray"];
+    let mut names = vec!["default", "native", "burn", "ndarray"];
     if cfg!(feature = "backend-flex") {
         names.push("flex");
     }
@@ -124,10 +127,13 @@ pub fn available_backends() -> Vec<&'static str> {
 }
 
 /// Loads the encoder on the named CPU backend.
-pub fn load_backend(name: &str, model_dir: &Path) -> anyhow::Result<Box<dyn Embedder>> {
+pub fn load_backend(name: &str, model: &ModelSettings) -> anyhow::Result<Box<dyn Embedder>> {
     use crate::ml::bert::BertEmbedder;
+    let model_dir = model.dir.as_path();
     let embedder: Box<dyn Embedder> = match name {
-        "default" => Box::new(BertEmbedder::<crate::ml::bert::CpuBackend>::load(
+        "default" => crate::ml::bert::load_embedder(model)?,
+        "native" => Box::new(crate::ml::native::NativeEmbedder::load(model_dir)?),
+        "burn" => Box::new(BertEmbedder::<crate::ml::bert::CpuBackend>::load(
             model_dir,
             Default::default(),
         )?),
@@ -156,10 +162,13 @@ pub fn load_backend(name: &str, model_dir: &Path) -> anyhow::Result<Box<dyn Embe
     Ok(embedder)
 }
 
-/// What a backend name stands for in this build (`default` resolved, ndarray's features
-/// spelled out), so results say which backend actually ran.
-pub fn describe(name: &str) -> String {
-    let name = if name == "default" {
+/// What a backend name stands for in this build (`default` and `burn` resolved, ndarray's
+/// features spelled out), so results say which backend actually ran.
+pub fn describe(name: &str, model: &ModelSettings) -> String {
+    let burn_on_cpu = model.encoder == EncoderKind::Burn || cfg!(feature = "cuda");
+    let name = if name == "default" && !burn_on_cpu {
+        "native"
+    } else if name == "default" || name == "burn" {
         let full = std::any::type_name::<crate::ml::bert::CpuBackend>();
         ["flex", "candle", "ndarray"]
             .into_iter()
@@ -244,20 +253,20 @@ pub fn measure(
 /// to `out` when given.
 pub fn run(
     backends: &[String],
-    model_dir: &Path,
+    model: &ModelSettings,
     texts: &TextSets,
     plan: &Plan,
     out: Option<&PathBuf>,
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for name in backends {
-        let backend = describe(name);
+        let backend = describe(name, model);
         eprintln!(
             "convrec on {backend} (build: {}, {} threads)",
             build_features(),
             thread_count()
         );
-        let embedder = load_backend(name, model_dir)
+        let embedder = load_backend(name, model)
             .with_context(|| format!("loading the encoder on {backend}"))?;
         let cells = measure(embedder.as_ref(), texts, plan)?;
         runs.push(Run {
@@ -311,13 +320,20 @@ mod tests {
 
     #[test]
     fn the_default_backend_is_described_by_name() {
-        let name = describe("default");
+        let mut model = crate::config::Settings::load_with_env(None, [])
+            .unwrap()
+            .model;
+        model.encoder = EncoderKind::Auto;
+        assert_eq!(describe("default", &model), "native");
+        model.encoder = EncoderKind::Burn;
+        let name = describe("default", &model);
         assert!(
             ["ndarray", "flex", "candle"]
                 .iter()
                 .any(|n| name.starts_with(n)),
             "{name}"
         );
-        assert_eq!(describe("flex"), "flex");
+        assert_eq!(describe("burn", &model), name);
+        assert_eq!(describe("flex", &model), "flex");
     }
 }

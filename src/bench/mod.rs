@@ -46,8 +46,9 @@ pub struct TextsArgs {
 pub struct EmbeddingsArgs {
     #[command(flatten)]
     pub source: TextSource,
-    /// Backends to measure, in order (`default` is the build's CpuBackend; others need
-    /// their cargo feature).
+    /// Backends to measure, in order: `default` (what the service runs), `native`, `burn`
+    /// (burn's default CPU backend), `ndarray`, `flex`, `candle` (the last two need their
+    /// cargo feature).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub backends: Vec<String>,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "short,long")]
@@ -127,7 +128,7 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             };
             let runs = embeddings::run(
                 &args.backends,
-                &settings.model.dir,
+                &settings.model,
                 &sets,
                 &plan,
                 args.json.as_ref(),

@@ -495,7 +495,7 @@ async fn esci_in(
     } else {
         eprintln!("reusing the {existing} products already in the evaluation database");
     }
-    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model.dir)?);
+    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model)?);
     let embedded = embed_products(&db, Scope::Missing, |texts| embedder.embed(texts), true).await?;
     eprintln!("product embeddings computed: {embedded}");
 

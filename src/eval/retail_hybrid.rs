@@ -92,7 +92,7 @@ impl RetailDb {
             );
         }
         let embedder = crate::ml::blocking::BlockingEmbedder::new(crate::ml::bert::load_embedder(
-            &settings.model.dir,
+            &settings.model,
         )?);
         let embedded = crate::catalog::embedding::embed_products(
             &db,

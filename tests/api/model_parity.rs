@@ -1,9 +1,11 @@
-//! The burn encoder against sentence-transformers: the 64 reference texts in
+//! Both encoders (burn on its CPU backend, and the native CPU kernels) against
+//! sentence-transformers: the 64 reference texts in
 //! ../shared/reference/minilm_reference.json must give identical token ids and embeddings
 //! with cosine > 0.99999.
 
 use convrec::config::Settings;
 use convrec::ml::bert::{BertEmbedder, CpuBackend};
+use convrec::ml::native::NativeEmbedder;
 use convrec::ml::{cosine, Embedder};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -20,18 +22,36 @@ fn reference() -> Option<Value> {
     Some(serde_json::from_str(&text).expect("reference is JSON"))
 }
 
-fn encoder() -> BertEmbedder<CpuBackend> {
-    let settings = Settings::load(None).unwrap();
-    BertEmbedder::load(&settings.model.dir, Default::default())
-        .expect("model loads; run through scripts/test.sh so CONVREC__MODEL__DIR is set")
+fn model_dir() -> PathBuf {
+    Settings::load(None).unwrap().model.dir
+}
+
+const LOADS: &str = "model loads; run through scripts/test.sh so CONVREC__MODEL__DIR is set";
+
+fn burn_encoder() -> BertEmbedder<CpuBackend> {
+    BertEmbedder::load(&model_dir(), Default::default()).expect(LOADS)
+}
+
+fn native_encoder() -> NativeEmbedder {
+    NativeEmbedder::load(&model_dir()).expect(LOADS)
 }
 
 #[test]
-fn every_reference_text_matches_sentence_transformers() {
+fn burn_encoder_matches_sentence_transformers() {
+    let encoder = burn_encoder();
+    check_reference(&encoder, |text| encoder.tokenizer().ids(text).unwrap());
+}
+
+#[test]
+fn native_encoder_matches_sentence_transformers() {
+    let encoder = native_encoder();
+    check_reference(&encoder, |text| encoder.tokenizer().ids(text).unwrap());
+}
+
+fn check_reference(encoder: &dyn Embedder, token_ids: impl Fn(&str) -> Vec<u32>) {
     let Some(reference) = reference() else {
         panic!("../shared/reference/minilm_reference.json is missing");
     };
-    let encoder = encoder();
     let entries = reference["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 64);
     let texts: Vec<String> = entries
@@ -46,7 +66,7 @@ fn every_reference_text_matches_sentence_transformers() {
             .iter()
             .map(|id| id.as_u64().unwrap() as u32)
             .collect();
-        let actual = encoder.tokenizer().ids(text).unwrap();
+        let actual = token_ids(text);
         assert_eq!(
             actual, expected,
             "token ids of entry {}: {text:?}",
@@ -80,8 +100,35 @@ fn every_reference_text_matches_sentence_transformers() {
 }
 
 #[test]
-fn a_text_embeds_the_same_alone_and_in_a_padded_batch() {
-    let encoder = encoder();
+fn a_text_embeds_the_same_alone_and_in_a_batch() {
+    same_alone_and_in_a_batch(&burn_encoder());
+    same_alone_and_in_a_batch(&native_encoder());
+}
+
+/// Texts of very different lengths (one cut at the 256-token limit, one empty) in one
+/// batch: the native encoder packs them unpadded, burn pads and masks; they must agree.
+#[test]
+fn native_and_burn_agree_on_uneven_batches() {
+    let (native, burn) = (native_encoder(), burn_encoder());
+    let texts: Vec<String> = vec![
+        "wool socks".into(),
+        "waterproof hiking boots with a grippy sole ".repeat(40),
+        String::new(),
+        "10만원 이하 따뜻한 패딩 추천해줘".into(),
+        "🧦🥾".into(),
+        "a light rain jacket for spring walks in the city".into(),
+    ];
+    let a = native.embed_batch(&texts).unwrap();
+    let b = burn.embed_batch(&texts).unwrap();
+    assert_eq!(a.len(), texts.len());
+    for ((x, y), text) in a.iter().zip(&b).zip(&texts) {
+        let similarity = cosine(x, y);
+        assert!(similarity > 0.99999, "{text:.40?}: cosine {similarity}");
+    }
+    assert!(native.embed_batch(&[]).unwrap().is_empty());
+}
+
+fn same_alone_and_in_a_batch(encoder: &dyn Embedder) {
     let short = "wool socks".to_string();
     let long =
         "a much longer description of a waterproof hiking jacket with many words".to_string();
@@ -94,11 +141,11 @@ fn a_text_embeds_the_same_alone_and_in_a_padded_batch() {
 
 #[test]
 fn a_missing_model_directory_is_an_error_naming_the_path() {
-    let err = BertEmbedder::<CpuBackend>::load(
-        std::path::Path::new("/no/model/here"),
-        Default::default(),
-    )
-    .err()
-    .expect("loading fails");
+    let missing = std::path::Path::new("/no/model/here");
+    let err = BertEmbedder::<CpuBackend>::load(missing, Default::default())
+        .err()
+        .expect("loading fails");
+    assert!(err.to_string().contains("/no/model/here"), "{err}");
+    let err = NativeEmbedder::load(missing).err().expect("loading fails");
     assert!(err.to_string().contains("/no/model/here"), "{err}");
 }

@@ -52,7 +52,7 @@ async fn imported_products_are_embedded_and_found_by_meaning() {
     std::fs::remove_file(&path).ok();
 
     let settings = Settings::load(None).unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.model.dir).unwrap());
+    let embedder = BlockingEmbedder::new(load_embedder(&settings.model).unwrap());
     let written = embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
         .await
         .unwrap();

@@ -29,8 +29,8 @@ async fn with_demo_catalog(settings: Settings, embed: bool) -> (TestApp, MemberT
         .await
         .unwrap();
     if embed {
-        let model_dir = Settings::load(None).unwrap().model.dir;
-        let embedder = BlockingEmbedder::new(load_embedder(&model_dir).unwrap());
+        let model = Settings::load(None).unwrap().model;
+        let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
         embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
             .await
             .unwrap();

@@ -527,7 +527,7 @@ async fn search_latency_through_the_api() {
     import::run(&app.db, ImportSource::Demo, 10, false)
         .await
         .unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.model.dir).unwrap());
+    let embedder = BlockingEmbedder::new(load_embedder(&settings.model).unwrap());
     embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
         .await
         .unwrap();

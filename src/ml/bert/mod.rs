@@ -7,6 +7,7 @@ pub mod pooling;
 pub mod tokenize;
 pub mod weights;
 
+use crate::config::{EncoderKind, ModelSettings};
 use crate::ml::files::{ModelFiles, ModelFilesError};
 use crate::ml::{EmbedError, Embedder};
 use burn::tensor::backend::Backend;
@@ -92,39 +93,63 @@ fn model_id(files: &ModelFiles) -> Result<String, LoadError> {
     Ok(format!("{name}@{}", &digest[..16]))
 }
 
+/// A model directory opened and checked: its files, tokenizer, settings and weights,
+/// ready to become either encoder.
+pub struct OpenedModel {
+    pub files: ModelFiles,
+    pub tokenizer: TextTokenizer,
+    pub layer_norm_eps: f64,
+    pub model_id: String,
+    pub weights: weights::HostWeights,
+}
+
+/// Reads and checks everything in `dir` that an encoder needs.
+pub fn open_model(dir: &Path) -> Result<OpenedModel, LoadError> {
+    let files = ModelFiles::open(dir)?;
+    let config = &files.config;
+    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        return Err(LoadError::Invalid {
+            dir: dir.display().to_string(),
+            message: "hidden_size must be a multiple of num_attention_heads".into(),
+        });
+    }
+    let max_len = max_seq_length(dir)
+        .unwrap_or(DEFAULT_MAX_SEQ_LENGTH)
+        .min(config.max_position_embeddings);
+    let tokenizer = TextTokenizer::from_file(&files.tokenizer, max_len).map_err(|message| {
+        LoadError::Tokenizer {
+            path: files.tokenizer.display().to_string(),
+            message,
+        }
+    })?;
+    let weights = weights::read_weights(&files.weights, config)?;
+    tracing::info!(
+        dir = %dir.display(),
+        layers = config.num_hidden_layers,
+        hidden = config.hidden_size,
+        max_len,
+        "sentence encoder loaded"
+    );
+    Ok(OpenedModel {
+        model_id: model_id(&files)?,
+        layer_norm_eps: layer_norm_eps(dir),
+        tokenizer,
+        weights,
+        files,
+    })
+}
+
 impl<B: Backend> BertEmbedder<B> {
     pub fn load(dir: &Path, device: B::Device) -> Result<Self, LoadError> {
-        let files = ModelFiles::open(dir)?;
-        let config = &files.config;
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
-            return Err(LoadError::Invalid {
-                dir: dir.display().to_string(),
-                message: "hidden_size must be a multiple of num_attention_heads".into(),
-            });
-        }
-        let max_len = max_seq_length(dir)
-            .unwrap_or(DEFAULT_MAX_SEQ_LENGTH)
-            .min(config.max_position_embeddings);
-        let tokenizer = TextTokenizer::from_file(&files.tokenizer, max_len).map_err(|message| {
-            LoadError::Tokenizer {
-                path: files.tokenizer.display().to_string(),
-                message,
-            }
-        })?;
-        let model = BertModel::init(config, layer_norm_eps(dir), &device);
-        let model = weights::load_weights(model, &files.weights, &device)?;
-        tracing::info!(
-            dir = %dir.display(),
-            layers = config.num_hidden_layers,
-            hidden = config.hidden_size,
-            max_len,
-            "sentence encoder loaded"
-        );
+        let opened = open_model(dir)?;
+        let config = &opened.files.config;
+        let model = BertModel::init(config, opened.layer_norm_eps, &device);
+        let model = weights::load_weights(model, &opened.weights, &device);
         Ok(Self {
             model,
-            tokenizer: Arc::new(tokenizer),
+            tokenizer: Arc::new(opened.tokenizer),
             device,
-            model_id: model_id(&files)?.into(),
+            model_id: opened.model_id.into(),
             dimension: config.hidden_size,
         })
     }
@@ -181,9 +206,19 @@ where
     }
 }
 
-/// Loads the encoder on the default device of the compiled backend: CUDA with the `cuda`
-/// feature, the CPU otherwise.
-pub fn load_embedder(dir: &Path) -> Result<Box<dyn Embedder>, LoadError> {
+/// Loads the encoder `settings.encoder` names: `auto` is burn on CUDA in a `cuda` build and
+/// the native CPU encoder otherwise; `burn` is burn on the build's device (CUDA, or
+/// [`CpuBackend`]).
+pub fn load_embedder(settings: &ModelSettings) -> Result<Box<dyn Embedder>, LoadError> {
+    let dir = settings.dir.as_path();
+    let use_burn = match settings.encoder {
+        EncoderKind::Auto => cfg!(feature = "cuda"),
+        EncoderKind::Burn => true,
+        EncoderKind::Native => false,
+    };
+    if !use_burn {
+        return Ok(Box::new(crate::ml::native::NativeEmbedder::load(dir)?));
+    }
     #[cfg(feature = "cuda")]
     {
         let device = burn_cuda::CudaDevice::default();

@@ -53,6 +53,15 @@ impl TextTokenizer {
             .to_vec())
     }
 
+    /// Token ids of each text, special tokens included, truncated, unpadded.
+    pub fn encode_ids(&self, texts: &[String]) -> Result<Vec<Vec<u32>>, EmbedError> {
+        Ok(self
+            .encode(texts)?
+            .iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
     pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>, EmbedError> {
         Ok(self
             .encode(texts)?

@@ -18,8 +18,13 @@
 //!
 //! PyTorch stores linear weights as `[out, in]`; ours are `[in, out]`, so they are
 //! transposed on load. The pooler and `position_ids` are not used by sentence embeddings.
+//!
+//! [`read_weights`] reads and checks them into plain memory ([`HostWeights`]); the burn
+//! model ([`load_weights`]) and the native CPU encoder (`crate::ml::native`) are built
+//! from that, so the mapping above exists once.
 
 use super::model::{BertModel, Dense, Norm};
+use crate::ml::files::BertConfig;
 use burn::module::Param;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -95,73 +100,95 @@ impl Reader<'_> {
             .collect())
     }
 
-    fn matrix<B: Backend>(
-        &self,
-        name: &str,
-        shape: [usize; 2],
-        device: &B::Device,
-    ) -> Result<Tensor<B, 2>, WeightsError> {
-        let values = self.floats(name, &shape)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    /// A PyTorch linear layer (`[out, in]` weight) as our `[in, out]` [`HostDense`].
+    fn dense(&self, name: &str, d_in: usize, d_out: usize) -> Result<HostDense, WeightsError> {
+        let stored = self.floats(&format!("{name}.weight"), &[d_out, d_in])?;
+        let mut weight = vec![0.0; d_in * d_out];
+        for (o, row) in stored.chunks_exact(d_in).enumerate() {
+            for (i, value) in row.iter().enumerate() {
+                weight[i * d_out + o] = *value;
+            }
+        }
+        let bias = self.floats(&format!("{name}.bias"), &[d_out])?;
+        Ok(HostDense {
+            weight,
+            bias,
+            d_in,
+            d_out,
+        })
     }
 
-    fn vector<B: Backend>(
-        &self,
-        name: &str,
-        len: usize,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 1>, WeightsError> {
-        let values = self.floats(name, &[len])?;
-        Ok(Tensor::from_data(TensorData::new(values, [len]), device))
-    }
-
-    /// A PyTorch linear layer (`[out, in]` weight) as our `[in, out]` [`Dense`].
-    fn dense<B: Backend>(
-        &self,
-        name: &str,
-        d_in: usize,
-        d_out: usize,
-        device: &B::Device,
-    ) -> Result<(Tensor<B, 2>, Tensor<B, 1>), WeightsError> {
-        let weight = self
-            .matrix::<B>(&format!("{name}.weight"), [d_out, d_in], device)?
-            .transpose();
-        let bias = self.vector::<B>(&format!("{name}.bias"), d_out, device)?;
-        Ok((weight, bias))
-    }
-
-    fn set_dense<B: Backend>(
-        &self,
-        target: &mut Dense<B>,
-        name: &str,
-        device: &B::Device,
-    ) -> Result<(), WeightsError> {
-        let [d_in, d_out] = target.weight.dims();
-        let (weight, bias) = self.dense(name, d_in, d_out, device)?;
-        target.weight = Param::from_tensor(weight);
-        target.bias = Param::from_tensor(bias);
-        Ok(())
-    }
-
-    fn set_norm<B: Backend>(
-        &self,
-        target: &mut Norm<B>,
-        name: &str,
-        device: &B::Device,
-    ) -> Result<(), WeightsError> {
-        let [d] = target.gamma.dims();
-        target.gamma = Param::from_tensor(self.vector(&format!("{name}.weight"), d, device)?);
-        target.beta = Param::from_tensor(self.vector(&format!("{name}.bias"), d, device)?);
-        Ok(())
+    fn norm(&self, name: &str, d: usize) -> Result<HostNorm, WeightsError> {
+        Ok(HostNorm {
+            gamma: self.floats(&format!("{name}.weight"), &[d])?,
+            beta: self.floats(&format!("{name}.bias"), &[d])?,
+        })
     }
 }
 
-/// Fills every weight of `model` from the safetensors file at `path`.
-pub fn load_weights<B: Backend>(
-    mut model: BertModel<B>,
-    path: &Path,
-    device: &B::Device,
-) -> Result<BertModel<B>, WeightsError> {
+/// A dense layer's weights in memory: `weight` is `[d_in, d_out]` row-major (`y = x·W + b`).
+#[derive(Debug, Clone)]
+pub struct HostDense {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl HostDense {
+    /// Several layers on the same input as one: their columns side by side.
+    fn side_by_side(parts: &[HostDense]) -> HostDense {
+        let d_in = parts[0].d_in;
+        let d_out: usize = parts.iter().map(|p| p.d_out).sum();
+        let mut weight = Vec::with_capacity(d_in * d_out);
+        for row in 0..d_in {
+            for part in parts {
+                weight.extend_from_slice(&part.weight[row * part.d_out..(row + 1) * part.d_out]);
+            }
+        }
+        let bias = parts.iter().flat_map(|p| p.bias.iter().copied()).collect();
+        HostDense {
+            weight,
+            bias,
+            d_in,
+            d_out,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostLayer {
+    /// Query, key and value side by side: `[hidden, 3·hidden]`.
+    pub qkv: HostDense,
+    pub attention_out: HostDense,
+    pub attention_norm: HostNorm,
+    pub intermediate: HostDense,
+    pub output: HostDense,
+    pub output_norm: HostNorm,
+}
+
+/// Every weight the encoder uses, read and checked, in plain memory: what both the burn
+/// model and the native CPU encoder are built from.
+#[derive(Debug, Clone)]
+pub struct HostWeights {
+    /// `[vocab, hidden]`.
+    pub word: Vec<f32>,
+    /// `[max_positions, hidden]`.
+    pub position: Vec<f32>,
+    /// `[types, hidden]`.
+    pub token_type: Vec<f32>,
+    pub embedding_norm: HostNorm,
+    pub layers: Vec<HostLayer>,
+}
+
+/// Reads every weight of a model shaped like `config` from the safetensors file at `path`.
+pub fn read_weights(path: &Path, config: &BertConfig) -> Result<HostWeights, WeightsError> {
     let display = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| WeightsError::Read {
         path: display.clone(),
@@ -177,59 +204,101 @@ pub fn load_weights<B: Backend>(
         ""
     };
     let reader = Reader { tensors, prefix };
-
-    let e = &mut model.embeddings;
-    let [vocab, hidden] = e.word.dims();
-    let positions = e.position.dims()[0];
-    let types = e.token_type.dims()[0];
-    e.word = Param::from_tensor(reader.matrix(
-        "embeddings.word_embeddings.weight",
-        [vocab, hidden],
-        device,
-    )?);
-    e.position = Param::from_tensor(reader.matrix(
-        "embeddings.position_embeddings.weight",
-        [positions, hidden],
-        device,
-    )?);
-    e.token_type = Param::from_tensor(reader.matrix(
-        "embeddings.token_type_embeddings.weight",
-        [types, hidden],
-        device,
-    )?);
-    reader.set_norm(&mut e.norm, "embeddings.LayerNorm", device)?;
-
-    for (i, layer) in model.layers.iter_mut().enumerate() {
+    let hidden = config.hidden_size;
+    let inner = config.intermediate_size;
+    let mut layers = Vec::with_capacity(config.num_hidden_layers);
+    for i in 0..config.num_hidden_layers {
         let base = format!("encoder.layer.{i}");
         let attention = format!("{base}.attention.self");
-        let (q_w, q_b) =
-            reader.dense::<B>(&format!("{attention}.query"), hidden, hidden, device)?;
-        let (k_w, k_b) = reader.dense::<B>(&format!("{attention}.key"), hidden, hidden, device)?;
-        let (v_w, v_b) =
-            reader.dense::<B>(&format!("{attention}.value"), hidden, hidden, device)?;
-        layer.qkv.weight = Param::from_tensor(Tensor::cat(vec![q_w, k_w, v_w], 1));
-        layer.qkv.bias = Param::from_tensor(Tensor::cat(vec![q_b, k_b, v_b], 0));
-        reader.set_dense(
-            &mut layer.attention_out,
-            &format!("{base}.attention.output.dense"),
-            device,
-        )?;
-        reader.set_norm(
-            &mut layer.attention_norm,
-            &format!("{base}.attention.output.LayerNorm"),
-            device,
-        )?;
-        reader.set_dense(
-            &mut layer.intermediate,
-            &format!("{base}.intermediate.dense"),
-            device,
-        )?;
-        reader.set_dense(&mut layer.output, &format!("{base}.output.dense"), device)?;
-        reader.set_norm(
-            &mut layer.output_norm,
-            &format!("{base}.output.LayerNorm"),
-            device,
-        )?;
+        let projection = |name: &str| reader.dense(&format!("{attention}.{name}"), hidden, hidden);
+        let qkv = HostDense::side_by_side(&[
+            projection("query")?,
+            projection("key")?,
+            projection("value")?,
+        ]);
+        layers.push(HostLayer {
+            qkv,
+            attention_out: reader.dense(
+                &format!("{base}.attention.output.dense"),
+                hidden,
+                hidden,
+            )?,
+            attention_norm: reader.norm(&format!("{base}.attention.output.LayerNorm"), hidden)?,
+            intermediate: reader.dense(&format!("{base}.intermediate.dense"), hidden, inner)?,
+            output: reader.dense(&format!("{base}.output.dense"), inner, hidden)?,
+            output_norm: reader.norm(&format!("{base}.output.LayerNorm"), hidden)?,
+        });
     }
-    Ok(model)
+    Ok(HostWeights {
+        word: reader.floats(
+            "embeddings.word_embeddings.weight",
+            &[config.vocab_size, hidden],
+        )?,
+        position: reader.floats(
+            "embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings, hidden],
+        )?,
+        token_type: reader.floats(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, hidden],
+        )?,
+        embedding_norm: reader.norm("embeddings.LayerNorm", hidden)?,
+        layers,
+    })
+}
+
+fn matrix<B: Backend>(
+    values: &[f32],
+    shape: [usize; 2],
+    device: &B::Device,
+) -> Param<Tensor<B, 2>> {
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(values.to_vec(), shape),
+        device,
+    ))
+}
+
+fn vector<B: Backend>(values: &[f32], device: &B::Device) -> Param<Tensor<B, 1>> {
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(values.to_vec(), [values.len()]),
+        device,
+    ))
+}
+
+fn set_dense<B: Backend>(target: &mut Dense<B>, source: &HostDense, device: &B::Device) {
+    target.weight = matrix(&source.weight, [source.d_in, source.d_out], device);
+    target.bias = vector(&source.bias, device);
+}
+
+fn set_norm<B: Backend>(target: &mut Norm<B>, source: &HostNorm, device: &B::Device) {
+    target.gamma = vector(&source.gamma, device);
+    target.beta = vector(&source.beta, device);
+}
+
+/// Puts `weights` (read for the model's own config) into `model`.
+pub fn load_weights<B: Backend>(
+    mut model: BertModel<B>,
+    weights: &HostWeights,
+    device: &B::Device,
+) -> BertModel<B> {
+    let e = &mut model.embeddings;
+    let hidden = e.word.dims()[1];
+    let rows = |values: &[f32]| values.len() / hidden;
+    e.word = matrix(&weights.word, [rows(&weights.word), hidden], device);
+    e.position = matrix(&weights.position, [rows(&weights.position), hidden], device);
+    e.token_type = matrix(
+        &weights.token_type,
+        [rows(&weights.token_type), hidden],
+        device,
+    );
+    set_norm(&mut e.norm, &weights.embedding_norm, device);
+    for (layer, source) in model.layers.iter_mut().zip(&weights.layers) {
+        set_dense(&mut layer.qkv, &source.qkv, device);
+        set_dense(&mut layer.attention_out, &source.attention_out, device);
+        set_norm(&mut layer.attention_norm, &source.attention_norm, device);
+        set_dense(&mut layer.intermediate, &source.intermediate, device);
+        set_dense(&mut layer.output, &source.output, device);
+        set_norm(&mut layer.output_norm, &source.output_norm, device);
+    }
+    model
 }
