@@ -81,11 +81,15 @@ impl PackedLinear {
             return;
         }
         let threads = rayon::current_num_threads().max(1);
-        // Row blocks: small enough to stay in L2, and at least one per thread when there
-        // are enough rows; otherwise the panels are split between threads instead.
+        // Row blocks: small enough to stay in L2, as many as a multiple of the thread count
+        // when there are enough rows, and of (nearly) equal size, so that no thread waits on
+        // a bigger share. With few rows the panels are split between threads instead.
         let cache_rows = (TILE_ROW_BYTES / (4 * self.d_in)).max(MR) / MR * MR;
-        let fair_rows = rows.div_ceil(threads).div_ceil(MR) * MR;
-        let block_rows = cache_rows.min(fair_rows).max(MR);
+        let mut row_blocks = rows.div_ceil(cache_rows);
+        if rows >= threads * MR {
+            row_blocks = row_blocks.div_ceil(threads) * threads;
+        }
+        let block_rows = rows.div_ceil(row_blocks).div_ceil(MR) * MR;
         let row_blocks = rows.div_ceil(block_rows);
         let panel_groups = if row_blocks >= threads {
             1
@@ -383,6 +387,8 @@ mod tests {
             (9, 40, 33),
             (70, 64, 100),
             (17, 384, 1152),
+            // Several row blocks per thread (the L2 budget at d_in = 1536 is 80 rows).
+            (433, 1536, 40),
         ] {
             let x = pseudo_random(rows * d_in, 1);
             let w = pseudo_random(d_in * d_out, 2);
@@ -412,7 +418,10 @@ mod tests {
         unsafe { portable_kernel::<5>(k, &a, &w, &bias, out.as_mut_ptr(), NR, NR) };
         let expected = naive(&a, &w, &bias, rows, k, NR);
         for (got, want) in out.iter().zip(&expected) {
-            assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                "{got} vs {want}"
+            );
         }
     }
 
