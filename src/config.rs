@@ -121,7 +121,7 @@ pub struct ModelSettings {
 pub enum EncoderKind {
     /// burn on CUDA in a `cuda` build, the native CPU encoder otherwise.
     Auto,
-    /// convrec's own CPU kernels (`src/ml/native/`).
+    /// convrec's own CPU encoder (`src/ml/native/`, kernels in `kernels/`).
     Native,
     /// burn on the build's device: CUDA in a `cuda` build, else its CPU backend (flex).
     Burn,
@@ -599,6 +599,22 @@ mod tests {
         assert!(err.contains("embedding.workers"), "{err}");
         let defaults = Settings::load_with_env(None, env(&[])).unwrap();
         assert_eq!(defaults.embedding.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_encoder_is_chosen_by_name_and_an_unknown_one_is_refused() {
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(defaults.model.encoder, EncoderKind::Auto);
+        let burn =
+            Settings::load_with_env(None, env(&[("CONVREC__MODEL__ENCODER", "burn")])).unwrap();
+        assert_eq!(burn.model.encoder, EncoderKind::Burn);
+        let err = Settings::load_with_env(None, env(&[("CONVREC__MODEL__ENCODER", "onnx")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("onnx") && err.contains("model.encoder"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,9 +5,6 @@ pub mod bert;
 pub mod blocking;
 pub mod embedder;
 pub mod files;
-// The CPU kernels need `unsafe` for SIMD intrinsics and for threads writing disjoint
-// parts of one buffer; every block says why it is sound. Nowhere else in the crate.
-#[allow(unsafe_code)]
 pub mod native;
 
 pub use embedder::{cosine, EmbedError, Embedder};

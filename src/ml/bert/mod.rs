@@ -77,20 +77,16 @@ fn layer_norm_eps(dir: &Path) -> f64 {
         .unwrap_or(1e-12)
 }
 
-/// Names the weights by content, so two directories with the same files share cache keys
-/// and a changed file never reuses old vectors.
-fn model_id(files: &ModelFiles) -> Result<String, LoadError> {
-    let bytes = std::fs::read(&files.weights).map_err(|e| LoadError::Invalid {
-        dir: files.dir.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let digest = hex::encode(Sha256::digest(&bytes));
+/// Names the weights by content (`bytes` is the weights file), so two directories with the
+/// same files share cache keys and a changed file never reuses old vectors.
+fn model_id(files: &ModelFiles, bytes: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(bytes));
     let name = files
         .dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    Ok(format!("{name}@{}", &digest[..16]))
+    format!("{name}@{}", &digest[..16])
 }
 
 /// A model directory opened and checked: its files, tokenizer, settings and weights,
@@ -122,7 +118,7 @@ pub fn open_model(dir: &Path) -> Result<OpenedModel, LoadError> {
             message,
         }
     })?;
-    let weights = weights::read_weights(&files.weights, config)?;
+    let (weights, bytes) = weights::read_weights(&files.weights, config)?;
     tracing::info!(
         dir = %dir.display(),
         layers = config.num_hidden_layers,
@@ -131,7 +127,7 @@ pub fn open_model(dir: &Path) -> Result<OpenedModel, LoadError> {
         "sentence encoder loaded"
     );
     Ok(OpenedModel {
-        model_id: model_id(&files)?,
+        model_id: model_id(&files, &bytes),
         layer_norm_eps: layer_norm_eps(dir),
         tokenizer,
         weights,

@@ -188,14 +188,27 @@ pub struct HostWeights {
 }
 
 /// Reads every weight of a model shaped like `config` from the safetensors file at `path`.
-pub fn read_weights(path: &Path, config: &BertConfig) -> Result<HostWeights, WeightsError> {
-    let display = path.display().to_string();
+/// Returns the file's bytes too, so that the caller can name the weights by their content
+/// without reading the file a second time.
+pub fn read_weights(
+    path: &Path,
+    config: &BertConfig,
+) -> Result<(HostWeights, Vec<u8>), WeightsError> {
     let bytes = std::fs::read(path).map_err(|source| WeightsError::Read {
-        path: display.clone(),
+        path: path.display().to_string(),
         source,
     })?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|source| WeightsError::Format {
-        path: display,
+    let weights = parse_weights(&bytes, path, config)?;
+    Ok((weights, bytes))
+}
+
+fn parse_weights(
+    bytes: &[u8],
+    path: &Path,
+    config: &BertConfig,
+) -> Result<HostWeights, WeightsError> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(|source| WeightsError::Format {
+        path: path.display().to_string(),
         source,
     })?;
     let prefix = if tensors.names().iter().any(|n| n.starts_with("bert.")) {

@@ -3,11 +3,11 @@
 //! padded, every dense layer through [`PackedLinear`], GELU fused into the layer that
 //! feeds it, and residual + layer norm in one pass.
 
-use super::attention::self_attention;
-use super::gemm::{Activation, PackedLinear};
-use super::math;
 use crate::ml::bert::weights::{HostNorm, HostWeights};
 use crate::ml::files::BertConfig;
+use convrec_kernels::attention::self_attention;
+use convrec_kernels::gemm::{Activation, PackedLinear};
+use convrec_kernels::math;
 use rayon::prelude::*;
 
 /// Rows per task in the row-wise passes (norms): enough work to be worth a thread.

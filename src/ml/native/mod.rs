@@ -1,16 +1,13 @@
 //! convrec's own CPU inference for the BERT sentence encoder: the model of
 //! `crate::ml::bert`, with the same weights and tokenizer, on kernels written for this
-//! shape of work (docs/benchmarks.md says why and how much faster than burn's CPU
-//! backends): packed-weight matrix products (`gemm`), vectorised maths (`math`) and
-//! attention over unpadded texts (`attention`), put together in `encoder`.
+//! shape of work (the `convrec-kernels` crate: packed-weight matrix products, vectorised
+//! maths, attention over unpadded texts; docs/benchmarks.md says why and how much faster
+//! than burn's CPU backends), put together in `encoder`.
 //!
 //! burn (`crate::ml::bert`) stays the encoder for GPUs and the reference both are
 //! tested against (`model.encoder` chooses).
 
-pub mod attention;
 pub mod encoder;
-pub mod gemm;
-pub mod math;
 
 use crate::ml::bert::tokenize::TextTokenizer;
 use crate::ml::bert::{open_model, LoadError};
@@ -19,7 +16,7 @@ use encoder::NativeBert;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use math::has_avx512;
+pub use convrec_kernels::has_avx512;
 
 /// The native encoder as an [`Embedder`]. Clones share the weights; each call runs its
 /// matrix products on rayon's threads.

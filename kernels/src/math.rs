@@ -34,7 +34,7 @@ macro_rules! simd_fn {
             {
                 #[target_feature(enable = "avx512f")]
                 unsafe fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
-                if $crate::ml::native::has_avx512() {
+                if $crate::math::has_avx512() {
                     // SAFETY: the CPU supports AVX-512F (checked above).
                     return unsafe { wide($($arg),*) };
                 }

@@ -8,7 +8,8 @@
 //! Kernels: AVX-512 when the CPU has it (checked at run time), else a portable one that
 //! the compiler vectorises for whatever the build targets.
 
-use super::math;
+use crate::math;
+use crate::SharedOut;
 use rayon::prelude::*;
 
 /// Columns per packed panel: two 16-lane AVX-512 registers.
@@ -97,7 +98,7 @@ impl PackedLinear {
             (threads / row_blocks).min(self.panel_count())
         };
         let panels_per_group = self.panel_count().div_ceil(panel_groups);
-        let out_ptr = SharedOut(out.as_mut_ptr());
+        let out_ptr = SharedOut::new(out);
         let tiles = row_blocks * panel_groups;
         let run_tile = |tile: usize| {
             let (block, group) = (tile / panel_groups, tile % panel_groups);
@@ -139,25 +140,61 @@ impl PackedLinear {
     ) {
         let k = self.d_in;
         for panel in panels {
-            let weights = &self.panels[panel * k * NR..(panel + 1) * k * NR];
-            let bias = &self.bias[panel * NR..(panel + 1) * NR];
             let first_col = panel * NR;
-            let cols = NR.min(self.d_out - first_col);
-            let mut row = first_row;
-            while row < first_row + row_count {
-                let count = MR.min(first_row + row_count - row);
-                let a = &x[row * k..(row + count) * k];
-                let c = out.0.add(row * self.d_out + first_col);
-                micro_kernel(count, k, a, weights, bias, c, self.d_out, cols);
-                if activation == Activation::Gelu {
-                    for r in 0..count {
-                        let stored = std::slice::from_raw_parts_mut(c.add(r * self.d_out), cols);
-                        math::gelu_in_place(stored);
-                    }
-                }
-                row += count;
+            down_panel(
+                x,
+                k,
+                first_row..first_row + row_count,
+                &self.panels[panel * k * NR..(panel + 1) * k * NR],
+                &self.bias[panel * NR..(panel + 1) * NR],
+                out.get().add(first_col),
+                self.d_out,
+                NR.min(self.d_out - first_col),
+                activation,
+            );
+        }
+    }
+}
+
+/// Runs the micro-kernel down `rows` of `x` (`k` values each) against one packed panel,
+/// writing `cols` columns from `out` (the panel's first column in row 0) with row stride
+/// `ldc`, then `activation` on each stored row while it is still in L1.
+///
+/// # Safety
+/// `out` must be valid for writes of `cols` values at `out + r·ldc` for every `r` in
+/// `rows`, and nothing else may write there meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn down_panel(
+    x: &[f32],
+    k: usize,
+    rows: std::ops::Range<usize>,
+    weights: &[f32],
+    bias: &[f32],
+    out: *mut f32,
+    ldc: usize,
+    cols: usize,
+    activation: Activation,
+) {
+    let mut row = rows.start;
+    while row < rows.end {
+        let count = MR.min(rows.end - row);
+        let c = out.add(row * ldc);
+        micro_kernel(
+            count,
+            k,
+            &x[row * k..(row + count) * k],
+            weights,
+            bias,
+            c,
+            ldc,
+            cols,
+        );
+        if activation == Activation::Gelu {
+            for r in 0..count {
+                math::gelu_in_place(std::slice::from_raw_parts_mut(c.add(r * ldc), cols));
             }
         }
+        row += count;
     }
 }
 
@@ -190,34 +227,23 @@ pub fn product(
     );
     const ZERO_BIAS: [f32; NR] = [0.0; NR];
     for (p, panel) in packed.chunks_exact(k * NR).enumerate() {
-        let cols = NR.min(n - p * NR);
-        let mut row = 0;
-        while row < rows {
-            let count = MR.min(rows - row);
-            // SAFETY: rows `row..row + count`, columns `p·NR..p·NR + cols` of `out` are in
-            // bounds (asserted above) and `out` is borrowed mutably for this call.
-            unsafe {
-                micro_kernel(
-                    count,
-                    k,
-                    &a[row * k..(row + count) * k],
-                    panel,
-                    &ZERO_BIAS,
-                    out.as_mut_ptr().add(row * ldc + p * NR),
-                    ldc,
-                    cols,
-                )
-            };
-            row += count;
-        }
+        // SAFETY: rows `0..rows`, columns `p·NR..p·NR + cols` of `out` are in bounds
+        // (asserted above) and `out` is borrowed mutably for this call.
+        unsafe {
+            down_panel(
+                a,
+                k,
+                0..rows,
+                panel,
+                &ZERO_BIAS,
+                out.as_mut_ptr().add(p * NR),
+                ldc,
+                NR.min(n - p * NR),
+                Activation::Identity,
+            )
+        };
     }
 }
-
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only used to write disjoint tiles of one output buffer from rayon's threads.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
 
 /// `c[r][0..cols] = bias + Σ_p a[r][p]·w[p][·]` for `rows ≤ MR` rows.
 ///
@@ -473,6 +499,6 @@ mod tests {
     }
 
     fn libm_erf(x: f64) -> f64 {
-        super::math::tests::erf_f64(x)
+        crate::math::tests::erf_f64(x)
     }
 }

@@ -2,8 +2,9 @@
 //! attends over its own tokens only, so a batch of uneven texts costs what its tokens cost.
 //! This equals BERT's masked attention, where a padded key gets a weight of exactly zero.
 
-use super::gemm;
-use super::math::{self, simd_fn};
+use crate::gemm;
+use crate::math::{self, simd_fn};
+use crate::SharedOut;
 use rayon::prelude::*;
 
 /// `qkv: [tokens, 3·hidden]` (query, key, value of each token side by side) →
@@ -17,8 +18,9 @@ pub fn self_attention(
     context: &mut [f32],
 ) {
     let head_dim = hidden / heads;
-    let out = SharedOut(context.as_mut_ptr());
+    // The length first: no other use of `context` after the shared pointer is taken.
     let context_len = context.len();
+    let out = SharedOut::new(context);
     (0..texts.len() * heads).into_par_iter().for_each(|task| {
         let (start, len) = texts[task / heads];
         let column = (task % heads) * head_dim;
@@ -32,19 +34,6 @@ pub fn self_attention(
         }
     });
 }
-
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-impl SharedOut {
-    // A method, so closures capture the whole (Sync) wrapper rather than the raw pointer.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-// SAFETY: writes through it go to disjoint parts of one buffer (see above).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
 
 /// One head of one text, `[len, head_dim]`: `softmax(q·kᵀ/√head_dim)·v` as two matrix
 /// products on the dense layers' micro-kernel, the softmax between them.
