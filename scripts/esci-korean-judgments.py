@@ -2,7 +2,7 @@
 """Writes the ESCI judgments with the dev half's queries in Korean, for
 `convrec eval esci --judgments FILE`.
 
-    python3 scripts/esci-korean-judgments.py [OUT] > /dev/null
+    python3 scripts/esci-korean-judgments.py [OUT]
 
 Reads data/eval/esci_dev_queries_ko.tsv (our own translations of the 77 dev-half
 queries, typed as a Korean shopper would) and $CONVREC_SHARED_DATA (default
