@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Writes the ESCI judgments with the dev half's queries in Korean, for
+"""Writes the ESCI judgments with queries in Korean, for
 `convrec eval esci --judgments FILE`.
 
-    python3 scripts/esci-korean-judgments.py [OUT]
+    python3 scripts/esci-korean-judgments.py [--half dev|test|all] [OUT]
 
-Reads data/eval/esci_dev_queries_ko.tsv (our own translations of the 77 dev-half
-queries, typed as a Korean shopper would) and $CONVREC_SHARED_DATA (default
+Reads our own translations, typed as a Korean shopper would:
+data/eval/esci_dev_queries_ko.tsv (the 77 dev-half queries: tune on these) and
+data/eval/esci_test_queries_ko.tsv (the 73 test-half queries, written before any
+Korean tuning and never tuned on: report these), and $CONVREC_SHARED_DATA (default
 ../shared/data)/esci/esci_us_judgments_flat.tsv; keeps only the translated queries,
 with the same products and ratings. The output is derived from the shared data set,
 so it goes to /tmp by default and is never committed.
 
 The eval assigns halves by hashing the query text, so a Korean query lands in either
-half: read the "all" column of a run on this file, which is exactly the English dev half.
+half: read the "all" column of a run on this file, which is exactly the English half
+(or all 150 queries with --half all).
 """
 import csv
 import os
@@ -20,10 +23,20 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
 shared = Path(os.environ.get("CONVREC_SHARED_DATA", root.parent / "shared" / "data"))
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/esci_judgments_ko_dev.tsv")
+args = sys.argv[1:]
+half = "dev"
+if args[:1] == ["--half"] and len(args) > 1:
+    half, args = args[1], args[2:]
+if half not in ("dev", "test", "all"):
+    sys.exit("--half must be dev, test or all")
+out = Path(args[0]) if args else Path(f"/tmp/esci_judgments_ko_{half}.tsv")
 
-with open(root / "data/eval/esci_dev_queries_ko.tsv", encoding="utf-8") as f:
-    korean = {row["english"]: row["korean"] for row in csv.DictReader(f, delimiter="\t")}
+korean = {}
+for part in ("dev", "test") if half == "all" else (half,):
+    with open(root / f"data/eval/esci_{part}_queries_ko.tsv", encoding="utf-8") as f:
+        korean.update(
+            {row["english"]: row["korean"] for row in csv.DictReader(f, delimiter="\t")}
+        )
 if len(set(korean.values())) != len(korean):
     sys.exit("two English queries share one Korean translation")
 
