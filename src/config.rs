@@ -341,6 +341,9 @@ pub struct LlmSettings {
     pub max_concurrent: usize,
     /// Longest reply accepted from the model, in characters.
     pub max_reply_chars: usize,
+    /// Most tokens the model may generate per call (`max_completion_tokens`): a bound on
+    /// the cost and latency of one call, whatever the prompt provokes.
+    pub max_completion_tokens: u32,
     /// KRW per US dollar, for budgets said in dollars (the fallback analyser).
     pub usd_krw_rate: f64,
 }
@@ -477,6 +480,7 @@ failure_threshold = 5
 open_secs = 30.0
 max_concurrent = 32
 max_reply_chars = 1200
+max_completion_tokens = 400
 usd_krw_rate = 1400.0
 "#;
 

@@ -68,6 +68,34 @@ fn every_build_context_dockerfile_and_bind_mount_exists() {
     }
 }
 
+/// Only the service faces the network: the data stores (a plaintext broker, a search server
+/// without security) are reached on the compose network, and the operators' tools listen on
+/// loopback.
+#[test]
+fn only_the_service_is_published_beyond_loopback() {
+    let compose = compose();
+    for (name, service) in services(&compose) {
+        let name = name.as_str().unwrap();
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            let on_loopback = port.starts_with("127.0.0.1:");
+            assert!(
+                name == "convrec" || on_loopback,
+                "{name} publishes {port} on every interface"
+            );
+        }
+        if ["postgres", "redis", "kafka", "elasticsearch"].contains(&name) {
+            assert!(service.get("ports").is_none(), "{name} publishes a port");
+        }
+    }
+    let text = read("docker/docker-compose.yml");
+    assert!(
+        !text.contains("POSTGRES_PASSWORD:-"),
+        "no default database password"
+    );
+    assert!(text.contains("--requirepass"), "Redis asks for a password");
+}
+
 #[test]
 fn ports_are_numeric_unique_and_dependencies_exist() {
     let compose = compose();
@@ -80,7 +108,9 @@ fn ports_are_numeric_unique_and_dependencies_exist() {
         let name = name.as_str().unwrap();
         for port in service["ports"].as_sequence().into_iter().flatten() {
             let port = port.as_str().expect("ports are quoted strings");
-            let (host, container) = port.split_once(':').expect("host:container");
+            // "host:container" or "address:host:container".
+            let (host, container) = port.rsplit_once(':').expect("host:container");
+            let host = host.rsplit(':').next().unwrap();
             let host: u16 = host.parse().unwrap_or_else(|_| panic!("{name}: {port}"));
             container
                 .parse::<u16>()

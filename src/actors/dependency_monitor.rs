@@ -26,9 +26,31 @@ pub enum DependencyStatus {
     Down,
 }
 
+/// Whether the service can answer without a dependency. A load balancer takes an instance
+/// out only for a required one: the service survives Redis, the broker and the search
+/// server being down (caches are skipped, the outbox keeps events, search answers 503), so
+/// taking every instance out at once for them would turn a partial outage into a full one.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    Required,
+    Degradable,
+}
+
+impl Criticality {
+    /// The one place that says which dependency the service cannot serve without.
+    pub fn of(dependency: &str) -> Self {
+        match dependency {
+            "database" | "model" => Self::Required,
+            _ => Self::Degradable,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DependencyState {
     pub name: &'static str,
+    pub criticality: Criticality,
     pub status: DependencyStatus,
     pub latency_ms: Option<f64>,
     /// Why the last probe failed; never contains credentials.
@@ -40,6 +62,7 @@ impl DependencyState {
     fn unknown(name: &'static str) -> Self {
         Self {
             name,
+            criticality: Criticality::of(name),
             status: DependencyStatus::Unknown,
             latency_ms: None,
             error: None,
@@ -135,6 +158,7 @@ async fn timed(
     }
     DependencyState {
         name,
+        criticality: Criticality::of(name),
         status: if result.is_ok() {
             DependencyStatus::Up
         } else {

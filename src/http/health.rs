@@ -1,6 +1,8 @@
 //! `GET /healthz` (the process is alive) and `GET /readyz` (every dependency answered).
 
-use crate::actors::dependency_monitor::{DependencyState, DependencyStatus, GetReadiness};
+use crate::actors::dependency_monitor::{
+    Criticality, DependencyState, DependencyStatus, GetReadiness,
+};
 use crate::http::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -19,7 +21,9 @@ pub struct Liveness {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready`, `degraded` (a dependency is not up) or `unavailable` (the monitor is gone).
+    /// `ready` (every dependency is up), `degraded` (a degradable one is down: still 200),
+    /// `not_ready` (a required one is down or not probed yet: 503) or `unavailable` (the
+    /// monitor is gone: 503).
     pub status: &'static str,
     pub dependencies: Vec<DependencyState>,
 }
@@ -35,14 +39,16 @@ async fn liveness() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "alive" })
 }
 
-/// 200 when every dependency is up, 503 otherwise; the body lists each one either way.
+/// 200 while every required dependency (database, model) is up, 503 otherwise; the body
+/// lists each one either way. Redis, the broker and the search server being down only
+/// degrade the answer, so a load balancer polling this keeps the instances in.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Every dependency is up", body = Readiness),
-        (status = 503, description = "A dependency is down or not probed yet", body = Readiness),
+        (status = 200, description = "Every required dependency is up", body = Readiness),
+        (status = 503, description = "A required dependency is down or not probed yet", body = Readiness),
     )
 )]
 async fn readiness(state: web::Data<AppState>) -> HttpResponse {
@@ -55,14 +61,21 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
             })
         }
     };
-    let ready = dependencies
+    let up = |d: &&DependencyState| d.status == DependencyStatus::Up;
+    let serving = dependencies
         .iter()
-        .all(|d| d.status == DependencyStatus::Up);
+        .filter(|d| d.criticality == Criticality::Required)
+        .all(|d| up(&d));
+    let all_up = dependencies.iter().all(|d| up(&d));
     let body = Readiness {
-        status: if ready { "ready" } else { "degraded" },
+        status: match (serving, all_up) {
+            (true, true) => "ready",
+            (true, false) => "degraded",
+            (false, _) => "not_ready",
+        },
         dependencies,
     };
-    if ready {
+    if serving {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -60,6 +60,7 @@ enum AttemptError {
 pub struct LlmClient {
     client: Client<OpenAIConfig>,
     model: String,
+    max_completion_tokens: u32,
     timeout: Duration,
     max_retries: u32,
     backoff: Duration,
@@ -119,6 +120,7 @@ impl LlmClient {
         Ok(Self {
             client,
             model: settings.model.clone(),
+            max_completion_tokens: settings.max_completion_tokens.max(1),
             timeout: Duration::from_millis(settings.timeout_ms.max(1)),
             max_retries: settings.max_retries,
             backoff: Duration::from_millis(settings.retry_backoff_ms),
@@ -201,7 +203,10 @@ impl LlmClient {
             ChatCompletionRequestUserMessage::from(user).into(),
         ];
         let mut request = CreateChatCompletionRequestArgs::default();
-        request.model(self.model.clone()).messages(messages);
+        request
+            .model(self.model.clone())
+            .max_completion_tokens(self.max_completion_tokens)
+            .messages(messages);
         if json {
             request.response_format(ResponseFormat::JsonObject);
         }

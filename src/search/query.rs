@@ -82,7 +82,7 @@ pub async fn search_messages(
             "must": [{ "match": { "content": { "query": query.text } } }],
             "filter": filters
         }},
-        "highlight": { "fields": { "content": {} } }
+        "highlight": highlight_request(&["content"])
     });
     run_search(client, IndexKind::Messages, &body, |hit| {
         let source = &hit["_source"];
@@ -124,7 +124,7 @@ pub async fn search_products(
             }}],
             "filter": filter
         }},
-        "highlight": { "fields": { "title": {}, "description": {} } }
+        "highlight": highlight_request(&["title", "description"])
     });
     if let Some(vector) = &query.embedding {
         body["knn"] = json!({
@@ -184,9 +184,69 @@ fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
+/// Highlights come back as HTML: the server escapes the stored text (the `html` encoder)
+/// and wraps each match in `<em>`, so shopper text never becomes live markup in the shop's
+/// back office.
+fn highlight_request(fields: &[&str]) -> Value {
+    let fields: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|field| (field.to_string(), json!({})))
+        .collect();
+    json!({ "encoder": "html", "fields": fields })
+}
+
 fn highlights(hit: &Value, field: &str) -> Vec<String> {
     hit["highlight"][field]
         .as_array()
-        .map(|fragments| fragments.iter().map(text).collect())
+        .map(|fragments| {
+            fragments
+                .iter()
+                .map(|fragment| only_match_tags(fragment.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// A fragment with every `<`, `>` and quote escaped except the `<em>`/`</em>` match tags:
+/// the server's encoder already did this; checking again keeps a server that ignores the
+/// encoder (or a future one) from reopening the hole.
+fn only_match_tags(fragment: &str) -> String {
+    let mut html = String::with_capacity(fragment.len());
+    let mut rest = fragment;
+    while let Some(c) = rest.chars().next() {
+        if let Some(tag) = ["<em>", "</em>"].into_iter().find(|t| rest.starts_with(t)) {
+            html.push_str(tag);
+            rest = &rest[tag.len()..];
+            continue;
+        }
+        match c {
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            '"' => html.push_str("&quot;"),
+            '\'' => html.push_str("&#x27;"),
+            c => html.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_outside_the_match_tags_is_escaped() {
+        let fragment = "<script>alert('x')</script> <em>패딩</em> &amp; \"coat\"";
+        assert_eq!(
+            only_match_tags(fragment),
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; <em>패딩</em> &amp; &quot;coat&quot;"
+        );
+    }
+
+    #[test]
+    fn an_encoded_fragment_passes_unchanged() {
+        let fragment = "&lt;img src=x onerror=alert(1)&gt; <em>raincoat</em> please";
+        assert_eq!(only_match_tags(fragment), fragment);
+    }
 }

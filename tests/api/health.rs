@@ -89,7 +89,7 @@ async fn readiness_is_503_and_names_the_dependency_that_is_down() {
     std::fs::remove_dir_all(&model_dir).unwrap();
     let (status, body) = readiness_once_model_is_down(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["status"], "not_ready");
     let deps = body["dependencies"].as_array().unwrap();
     let state = |name: &str| deps.iter().find(|d| d["name"] == name).unwrap().clone();
     assert_eq!(state("redis")["status"], "down");
@@ -102,6 +102,26 @@ async fn readiness_is_503_and_names_the_dependency_that_is_down() {
         .contains(&*model_dir.to_string_lossy()));
     // The liveness probe does not depend on anything.
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn readiness_stays_200_when_only_degradable_dependencies_are_down() {
+    let mut settings = test_settings();
+    // Redis and the search server down: the service still answers (caches skipped, search
+    // 503), so a load balancer must keep the instance in.
+    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+    settings.redis.connect_timeout_ms = 200;
+    settings.elasticsearch.url = SecretString::from("http://127.0.0.1:1".to_string());
+    let app = spawn_app_with(settings).await;
+    let (status, body) = probed_readiness(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "degraded");
+    let deps = body["dependencies"].as_array().unwrap();
+    let state = |name: &str| deps.iter().find(|d| d["name"] == name).unwrap().clone();
+    assert_eq!(state("redis")["status"], "down");
+    assert_eq!(state("redis")["criticality"], "degradable");
+    assert_eq!(state("elasticsearch")["status"], "down");
+    assert_eq!(state("database")["criticality"], "required");
 }
 
 #[actix_web::test]

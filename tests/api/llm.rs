@@ -136,6 +136,8 @@ async fn a_valid_answer_is_used_and_the_shopper_text_stays_data() {
 
     let request = fake.last_request().unwrap();
     assert_eq!(request["response_format"]["type"], "json_object");
+    // Every call bounds what the model may generate.
+    assert_eq!(request["max_completion_tokens"], 400);
     assert_eq!(request["messages"][0]["role"], "system");
     assert!(request["messages"][0]["content"]
         .as_str()

@@ -154,6 +154,14 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
     )
     .await;
     let bobs = store_message(&app, "bob", Uuid::new_v4(), "패딩 말고 가벼운 바람막이").await;
+    // Shopper text that is markup must come back as text inside the highlight.
+    let markup = store_message(
+        &app,
+        "alice",
+        alice_conversation,
+        "<img src=x onerror=alert(1)> raincoat please",
+    )
+    .await;
 
     let started = Instant::now();
     assert!(
@@ -181,6 +189,23 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
         .unwrap();
     let highlight = body["items"][0]["highlights"][0].as_str().unwrap();
     assert!(highlight.contains("<em>waterproof</em>"), "{highlight}");
+
+    assert!(
+        wait_for_hit(&app, &alice, "q=raincoat", markup).await,
+        "markup message indexed"
+    );
+    let body: Value = search(&app, &alice, "q=raincoat")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let highlight = body["items"][0]["highlights"][0].as_str().unwrap();
+    assert!(
+        highlight.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{highlight}"
+    );
+    assert!(highlight.contains("<em>raincoat</em>"), "{highlight}");
+    assert!(!highlight.contains("<img"), "{highlight}");
 
     // Both wrote 패딩; each sees only their own.
     assert_eq!(
