@@ -1,11 +1,17 @@
 //! `KafkaEgress`: the one Kafka producer of the service (idempotent, `acks=all`). It
 //! publishes batches for the outbox dispatcher and answers with each record's delivery
 //! report, so a row is marked sent only after the broker acknowledged it.
+//!
+//! An idempotent producer can hit a *fatal* error (librdkafka gives up on its sequence
+//! numbers, e.g. after the broker lost its producer state); from then on it refuses every
+//! record. The egress then builds a new producer from the same configuration before the next
+//! batch, and the records refused meanwhile count as "broker unavailable", so the outbox keeps
+//! them pending instead of charging attempts until they go dead.
 
 use actix::prelude::*;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -14,6 +20,7 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(20);
 const QUEUE_FULL_TRIES: u32 = 250;
 
 pub struct KafkaEgress {
+    config: ClientConfig,
     producer: FutureProducer,
     topic_prefix: String,
 }
@@ -26,7 +33,8 @@ impl KafkaEgress {
         delivery_timeout: Duration,
         idempotent: bool,
     ) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("client.id", client_id)
             .set("enable.idempotence", idempotent.to_string())
@@ -36,12 +44,30 @@ impl KafkaEgress {
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),
             )
-            .set("reconnect.backoff.max.ms", "2000")
-            .create()?;
+            .set("reconnect.backoff.max.ms", "2000");
+        let producer = config.create()?;
         Ok(Self {
+            config,
             producer,
             topic_prefix: topic_prefix.to_string(),
         })
+    }
+
+    /// Replaces a producer that hit a fatal error; a failed rebuild keeps the old one and is
+    /// tried again before the next batch.
+    fn recover_from_fatal_error(&mut self) {
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        match self.config.create::<FutureProducer>() {
+            Ok(producer) => {
+                tracing::warn!(?code, %reason, "Kafka producer hit a fatal error; replaced it");
+                self.producer = producer;
+            }
+            Err(error) => {
+                tracing::error!(?code, %reason, %error, "cannot replace the failed Kafka producer")
+            }
+        }
     }
 }
 
@@ -78,6 +104,7 @@ impl Handler<PublishBatch> for KafkaEgress {
     type Result = ResponseFuture<Vec<Delivery>>;
 
     fn handle(&mut self, batch: PublishBatch, _: &mut Self::Context) -> Self::Result {
+        self.recover_from_fatal_error();
         let producer = self.producer.clone();
         let prefix = self.topic_prefix.clone();
         Box::pin(async move {
@@ -138,13 +165,15 @@ fn failed(error: &KafkaError) -> Delivery {
     }
 }
 
-/// Errors that mean "the broker is not there right now", not "this record is refused".
+/// Errors that mean "the broker is not there right now", not "this record is refused". A
+/// fatal producer error is one of them: the record is fine, the producer is replaced.
 fn is_unavailable(error: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         error.rdkafka_error_code(),
         Some(
-            C::MessageTimedOut
+            C::Fatal
+                | C::MessageTimedOut
                 | C::AllBrokersDown
                 | C::BrokerTransportFailure
                 | C::NetworkException
@@ -158,4 +187,32 @@ fn is_unavailable(error: &KafkaError) -> bool {
                 | C::NotEnoughReplicasAfterAppend
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fatal_producer_error_keeps_the_record_pending_but_a_refusal_does_not() {
+        let fatal = KafkaError::MessageProduction(RDKafkaErrorCode::Fatal);
+        assert_eq!(
+            failed(&fatal),
+            Delivery::Failed {
+                error: fatal.to_string(),
+                unavailable: true
+            }
+        );
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(!is_unavailable(&too_large));
+    }
+
+    #[test]
+    fn a_healthy_producer_is_kept() {
+        let mut egress =
+            KafkaEgress::new("127.0.0.1:1", "test", "", Duration::from_secs(1), true).unwrap();
+        let before = egress.producer.client().native_ptr();
+        egress.recover_from_fatal_error();
+        assert_eq!(egress.producer.client().native_ptr(), before);
+    }
 }
