@@ -134,7 +134,7 @@ fn read_header(cursor: &mut Cursor<'_>) -> Result<BertConfig, WeightsError> {
             format!("quantisation block {block}, expected {BLOCK}"),
         ));
     }
-    if hidden_size % BLOCK != 0 || intermediate_size % BLOCK != 0 {
+    if !hidden_size.is_multiple_of(BLOCK) || !intermediate_size.is_multiple_of(BLOCK) {
         return Err(format_error(
             cursor.path,
             "matrix rows are not whole blocks",
@@ -268,7 +268,7 @@ impl Reader<'_> {
         }
         let expected_bytes = match tensor.dtype {
             DTYPE_F32 => elements * 4,
-            DTYPE_Q4_0 if elements % BLOCK == 0 => elements / BLOCK * BLOCK_BYTES,
+            DTYPE_Q4_0 if elements.is_multiple_of(BLOCK) => elements / BLOCK * BLOCK_BYTES,
             other => {
                 return Err(format_error(
                     self.path,
