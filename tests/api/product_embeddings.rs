@@ -75,6 +75,25 @@ async fn imported_products_are_embedded_and_found_by_meaning() {
     .await
     .unwrap();
     assert_eq!(again, 0);
+    // Vectors of another model count as missing: a change of model re-embeds every product
+    // once, and switching back does too.
+    let current = embedder.model_id().to_string();
+    for (model, expected) in [
+        ("another-model@0000", 4),
+        ("another-model@0000", 0),
+        (current.as_str(), 4),
+    ] {
+        let written = embed_products(
+            &app.db,
+            Scope::Missing,
+            model,
+            |t| embedder.embed_as(TextKind::Passage, t),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(written, expected, "products re-embedded for {model}");
+    }
 
     assert_eq!(
         nearest(&app, &embedder, "rain jacket for trekking").await[0],
