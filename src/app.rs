@@ -106,7 +106,10 @@ fn start_monitor(
                 .map_err(StartupError::Kafka)?,
         ),
         elasticsearch: elasticsearch_client(&settings.elasticsearch)?,
-        model_dir: settings.model.dir.clone(),
+        model_dirs: settings.multilingual().map_or_else(
+            || vec![settings.model.dir.clone()],
+            |multilingual| vec![settings.model.dir.clone(), multilingual.dir],
+        ),
     };
     Ok(DependencyMonitor::new(
         deps,
@@ -222,6 +225,17 @@ impl Application {
         } else {
             Some(load_model(&content_settings).await?)
         };
+        if settings.multilingual().is_some() {
+            let content = content_model.as_ref().unwrap_or(&api_model);
+            if content.prompts() == &crate::ml::TextPrompts::default() {
+                // e5 was trained with `query: `/`passage: `; without them it ranks worse.
+                tracing::warn!(
+                    dir = %content_settings.dir.display(),
+                    "the multilingual model has no prompts: add config_sentence_transformers.json \
+                     with {{\"prompts\": {{\"query\": \"query: \", \"passage\": \"passage: \"}}}}"
+                );
+            }
+        }
         crate::db::ensure_database(&settings.database).await?;
         let db = crate::db::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
