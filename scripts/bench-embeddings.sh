@@ -5,7 +5,8 @@
 # docs/benchmarks.md.
 #
 #   scripts/bench-embeddings.sh [--rounds N] [--seconds S] [--batch-sizes 1,8,32,128]
-#                               [--backends] [--http] [--dev] [--quick] [--out DIR]
+#                               [--backends] [--http] [--multilingual] [--dev] [--quick]
+#                               [--out DIR]
 #
 #   --backends   also build burn's other candidate CPU backends (cargo features, see
 #                Cargo.toml) and compare them at batch 32 (a few extra builds the first time);
@@ -13,6 +14,8 @@
 #                compared at batch 32 in every run
 #   --http       also load `POST /embed` of a `convrec serve` started here on the local stack
 #                (20 concurrent clients, bounded; 127.0.0.1 only)
+#   --multilingual  also measure multilingual-e5-small against MiniLM on the default
+#                encoder, same texts and batch sizes, alternating with the other rounds
 #   --dev        measure the dev-profile build (what scripts/run.sh serves) instead of release
 #   --quick      one round, 1 s per cell: a smoke test, not a measurement
 #
@@ -29,6 +32,7 @@ SECONDS_PER_CELL=3
 BATCHES=1,8,32,128
 BACKENDS=0
 HTTP=0
+MULTILINGUAL=0
 PROFILE=release
 OUT="$CACHE/bench/embeddings-$(date +%Y%m%d-%H%M%S)"
 THREADS="${BENCH_THREADS:-2}"
@@ -40,10 +44,11 @@ while [ $# -gt 0 ]; do
     --batch-sizes) BATCHES=$2; shift 2 ;;
     --backends) BACKENDS=1; shift ;;
     --http) HTTP=1; shift ;;
+    --multilingual) MULTILINGUAL=1; shift ;;
     --dev) PROFILE=dev; shift ;;
     --quick) ROUNDS=1; SECONDS_PER_CELL=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -142,6 +147,14 @@ for round in $(seq "$ROUNDS"); do
     --json "$OUT/ours-$round.json" >/dev/null
   OURS+=("$OUT/ours-$round.json")
 
+  if [ "$MULTILINGUAL" = 1 ]; then
+    say "round $round/$ROUNDS: multilingual-e5-small against MiniLM (default encoder)"
+    RAYON_NUM_THREADS="$THREADS" CONVREC__MULTILINGUAL_MODEL__DIR="$CONVREC_MULTILINGUAL_MODEL_DIR" \
+      "${NICE[@]}" "$(bin default)" bench embeddings --models default,multilingual \
+      --texts "$OUT/texts.json" --batch-sizes "$BATCHES" "${COMMON[@]}" \
+      --json "$OUT/models-$round.json" >"$OUT/models-$round.md"
+  fi
+
   for spec in "${CANDIDATES[@]}"; do
     IFS='|' read -r tag features backends extra <<<"$spec"
     [ "$BACKENDS" = 1 ] || [ "$tag" = default ] || continue
@@ -191,6 +204,13 @@ REPORT_ARGS=(--ours "${OURS[@]}" --baseline "${THEIRS[@]}"
   --backends "${OURS[@]}" "${CANDIDATE_FILES[@]}" "${THEIRS[@]}")
 python3 scripts/bench_embeddings_report.py "${REPORT_ARGS[@]}" >"$OUT/report.md"
 {
+  for file in "$OUT"/models-*.md; do
+    [ -f "$file" ] || continue
+    echo "### multilingual-e5-small against MiniLM ($(basename "$file" .md))"
+    echo
+    cat "$file"
+    echo
+  done
   if [ -f "$OUT/http.txt" ]; then
     echo "### HTTP"
     echo

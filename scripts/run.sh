@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
+# The recommender and the chat embed with multilingual-e5-small (Korean and English alike);
+# /embed keeps MiniLM. CONVREC__MULTILINGUAL_MODEL__DIR= (empty) serves MiniLM everywhere.
+export CONVREC__MULTILINGUAL_MODEL__DIR="${CONVREC__MULTILINGUAL_MODEL__DIR-$CONVREC_MULTILINGUAL_MODEL_DIR}"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/convrec/target}"
 cargo build --bin convrec

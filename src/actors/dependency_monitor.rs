@@ -78,7 +78,8 @@ pub struct Dependencies {
     pub redis: RedisPool,
     pub kafka: Arc<BaseConsumer>,
     pub elasticsearch: elasticsearch::Elasticsearch,
-    pub model_dir: PathBuf,
+    /// Every model folder the service loaded (MiniLM, and the multilingual one when set).
+    pub model_dirs: Vec<PathBuf>,
 }
 
 impl Dependencies {
@@ -128,7 +129,7 @@ impl DependencyMonitor {
                 timed("redis", probe_redis(&deps.redis)),
                 timed("kafka", probe_kafka(deps.kafka.clone())),
                 timed("elasticsearch", probe_elasticsearch(&deps.elasticsearch)),
-                timed("model", probe_model(deps.model_dir.clone())),
+                timed("model", probe_models(deps.model_dirs.clone())),
             )
         };
         ctx.spawn(probes.into_actor(self).map(|(a, b, c, d, e), act, _| {
@@ -215,10 +216,11 @@ async fn probe_elasticsearch(client: &elasticsearch::Elasticsearch) -> Result<()
     }
 }
 
-async fn probe_model(dir: PathBuf) -> Result<(), String> {
-    ModelFiles::open(&dir)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+async fn probe_models(dirs: Vec<PathBuf>) -> Result<(), String> {
+    for dir in dirs {
+        ModelFiles::open(&dir).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 impl Actor for DependencyMonitor {

@@ -10,6 +10,7 @@
 
 use crate::actors::dependency_monitor::RedisPool;
 use crate::embeddings::EmbeddingService;
+use crate::ml::TextKind;
 use crate::recommend::cf::ItemItemModel;
 use crate::recommend::engine::{HybridEngine, SharedCf};
 use crate::recommend::query_cache::QueryEmbeddingCache;
@@ -337,7 +338,11 @@ impl Recommender {
             request.query_embedding = Some(vector.as_ref().clone());
             return;
         }
-        if let Ok(mut embedded) = self.embeddings.embed(vec![text.to_string()]).await {
+        if let Ok(mut embedded) = self
+            .embeddings
+            .embed_as(TextKind::Query, vec![text.to_string()])
+            .await
+        {
             if let Some(vector) = embedded.vectors.pop().filter(|v| !v.is_empty()) {
                 self.query_embeddings
                     .insert(text.to_string(), vector.clone());

@@ -9,6 +9,7 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::events::apply::{ApplyError, ApplyEvent};
 use crate::events::envelope::EventType;
+use crate::ml::TextKind;
 use crate::search::bulk::{delete_documents, index_documents, ItemOutcome};
 use crate::search::documents::{MessageDoc, ProductDoc};
 use crate::search::metrics::SearchMetrics;
@@ -294,7 +295,7 @@ impl Handler<ApplyEvent> for SearchIndexer {
                 }
                 // The chat embedded the same text moments ago: normally a cache hit.
                 let embedding = embeddings
-                    .embed(vec![payload.text.clone()])
+                    .embed_as(TextKind::Query, vec![payload.text.clone()])
                     .await
                     .ok()
                     .and_then(|e| e.vectors.into_iter().next());

@@ -249,33 +249,39 @@ pub fn measure(
     Ok(cells)
 }
 
-/// Runs the plan on each backend in turn and writes the results (a JSON array of [`Run`]s)
-/// to `out` when given.
+/// Runs the plan for each (named) model on each backend in turn and writes the results (a
+/// JSON array of [`Run`]s) to `out` when given. A model other than `default` is named in
+/// the backend's label (`native [multilingual]`), so reports keep the two apart.
 pub fn run(
     backends: &[String],
-    model: &ModelSettings,
+    models: &[(String, ModelSettings)],
     texts: &TextSets,
     plan: &Plan,
     out: Option<&PathBuf>,
 ) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    for name in backends {
-        let backend = describe(name, model);
-        eprintln!(
-            "convrec on {backend} (build: {}, {} threads)",
-            build_features(),
-            thread_count()
-        );
-        let embedder = load_backend(name, model)
-            .with_context(|| format!("loading the encoder on {backend}"))?;
-        let cells = measure(embedder.as_ref(), texts, plan)?;
-        runs.push(Run {
-            implementation: "convrec",
-            backend,
-            build: build_features(),
-            threads: thread_count(),
-            cells,
-        });
+    for (model_name, model) in models {
+        for name in backends {
+            let mut backend = describe(name, model);
+            if model_name != "default" {
+                backend = format!("{backend} [{model_name}]");
+            }
+            eprintln!(
+                "convrec on {backend} (build: {}, {} threads)",
+                build_features(),
+                thread_count()
+            );
+            let embedder = load_backend(name, model)
+                .with_context(|| format!("loading the encoder on {backend}"))?;
+            let cells = measure(embedder.as_ref(), texts, plan)?;
+            runs.push(Run {
+                implementation: "convrec",
+                backend,
+                build: build_features(),
+                threads: thread_count(),
+                cells,
+            });
+        }
     }
     if let Some(path) = out {
         std::fs::write(path, serde_json::to_string_pretty(&runs)?)

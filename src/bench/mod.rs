@@ -51,6 +51,10 @@ pub struct EmbeddingsArgs {
     /// cargo feature).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub backends: Vec<String>,
+    /// Models to measure, each on every backend: `default` (`model.dir`, MiniLM) and
+    /// `multilingual` (`multilingual_model.dir`, multilingual-e5-small).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub models: Vec<String>,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "short,long")]
     pub kinds: Vec<TextKind>,
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
@@ -126,13 +130,23 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 budget: Duration::from_secs_f64(args.seconds),
                 max_batches: args.max_batches.max(1),
             };
-            let runs = embeddings::run(
-                &args.backends,
-                &settings.model,
-                &sets,
-                &plan,
-                args.json.as_ref(),
-            )?;
+            let models = args
+                .models
+                .iter()
+                .map(|name| match name.as_str() {
+                    "default" => Ok((name.clone(), settings.model.clone())),
+                    "multilingual" => settings
+                        .multilingual()
+                        .map(|model| (name.clone(), model))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "no multilingual model configured (multilingual_model.dir)"
+                            )
+                        }),
+                    other => anyhow::bail!("unknown model {other:?}: default or multilingual"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runs = embeddings::run(&args.backends, &models, &sets, &plan, args.json.as_ref())?;
             print!("{}", embeddings::markdown(&runs));
         }
     }

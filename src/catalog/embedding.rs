@@ -4,9 +4,10 @@
 use crate::db::entities::product;
 use crate::ml::EmbedError;
 use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -66,9 +67,11 @@ pub fn model_text(model: &product::Model) -> String {
 /// Which products to embed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Only products without an embedding (after an import, or API writes).
+    /// Products without an embedding of this model: none yet (after an import, or API
+    /// writes), or one another model computed (after a change of model, e.g. to
+    /// multilingual-e5-small), or one stored before vectors were labelled with their model.
     Missing,
-    /// Every product (after a model change).
+    /// Every product.
     All,
 }
 
@@ -78,6 +81,7 @@ pub enum Scope {
 pub async fn embed_products<F, Fut>(
     db: &DatabaseConnection,
     scope: Scope,
+    model_id: &str,
     mut embed: F,
     show_progress: bool,
 ) -> anyhow::Result<u64>
@@ -88,7 +92,14 @@ where
     let base = || {
         let query = product::Entity::find();
         match scope {
-            Scope::Missing => query.filter(product::Column::Embedding.is_null()),
+            Scope::Missing => query.filter(
+                Condition::any()
+                    .add(product::Column::Embedding.is_null())
+                    .add(Expr::cust_with_values(
+                        "embedding_model IS DISTINCT FROM $1",
+                        [model_id.to_string()],
+                    )),
+            ),
             Scope::All => query,
         }
     };
@@ -124,13 +135,13 @@ where
             batch.len()
         );
         for (product, vector) in batch.iter().zip(vectors) {
-            super::store::set_embedding(db, product.id, vector).await?;
+            super::store::set_embedding(db, product.id, vector, model_id).await?;
         }
         written += batch.len() as u64;
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
-    tracing::info!(written, ?scope, "product embeddings stored");
+    tracing::info!(written, ?scope, model_id, "product embeddings stored");
     Ok(written)
 }
 

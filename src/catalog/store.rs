@@ -171,20 +171,25 @@ pub async fn replace(
     }
 }
 
-/// Stores a product's embedding (computed from [`super::embedding::model_text`]).
+/// Stores a product's embedding (computed from [`super::embedding::model_text`]) and the
+/// id of the model that computed it (`products.embedding_model`, not in the entity: only
+/// this and [`super::embedding::embed_products`] read or write it).
 pub async fn set_embedding(
     db: &impl ConnectionTrait,
     id: Uuid,
     vector: Vec<f32>,
+    model_id: &str,
 ) -> Result<(), DbErr> {
-    product::Entity::update_many()
-        .col_expr(
-            product::Column::Embedding,
-            Expr::value(pgvector::Vector::from(vector)),
-        )
-        .filter(product::Column::Id.eq(id))
-        .exec(db)
-        .await?;
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE products SET embedding = $2, embedding_model = $3 WHERE id = $1",
+        [
+            id.into(),
+            pgvector::Vector::from(vector).into(),
+            model_id.into(),
+        ],
+    ))
+    .await?;
     Ok(())
 }
 

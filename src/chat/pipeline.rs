@@ -9,6 +9,7 @@ use crate::chat::{ChatError, ChatMetrics};
 use crate::config::ChatSettings;
 use crate::embeddings::EmbeddingService;
 use crate::intent::{AnalyzedIntent, IntentAnalyzer, ReplyContext, ReplyWriter, ShoppingIntent};
+use crate::ml::TextKind;
 use crate::recommend::{ProductRanker, RecommendRequest, RecommendedProduct};
 use sea_orm::DatabaseConnection;
 use std::future::Future;
@@ -106,12 +107,18 @@ impl ChatPipeline {
             .stage("embed", async {
                 let vector = self
                     .embeddings
-                    .embed(vec![text.to_string()])
+                    .embed_as(TextKind::Query, vec![text.to_string()])
                     .await?
                     .vectors
                     .pop()
                     .ok_or_else(|| ChatError::Unavailable("no embedding came back".into()))?;
-                store::set_embedding(&self.db, message.id, vector.clone()).await?;
+                store::set_embedding(
+                    &self.db,
+                    message.id,
+                    vector.clone(),
+                    &self.embeddings.model.id,
+                )
+                .await?;
                 Ok::<_, ChatError>(vector)
             })
             .await?;

@@ -332,11 +332,16 @@ pub async fn set_embedding(
     db: &DatabaseConnection,
     message_id: Uuid,
     embedding: Vec<f32>,
+    model_id: &str,
 ) -> Result<(), DbErr> {
     db.execute_raw(Statement::from_sql_and_values(
         db.get_database_backend(),
-        "UPDATE conversation_messages SET embedding = $2 WHERE id = $1",
-        [message_id.into(), pgvector::Vector::from(embedding).into()],
+        "UPDATE conversation_messages SET embedding = $2, embedding_model = $3 WHERE id = $1",
+        [
+            message_id.into(),
+            pgvector::Vector::from(embedding).into(),
+            model_id.into(),
+        ],
     ))
     .await?;
     Ok(())

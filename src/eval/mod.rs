@@ -10,6 +10,7 @@ use crate::catalog::embedding::{embed_products, Scope};
 use crate::config::{DatabaseSettings, RecommenderSettings, ScoreNormalisation, Settings};
 use crate::import::ImportSource;
 use crate::ml::blocking::BlockingEmbedder;
+use crate::ml::TextKind;
 use crate::recommend::cf::CfConfig;
 use anyhow::Context;
 use clap::Subcommand;
@@ -495,14 +496,23 @@ async fn esci_in(
     } else {
         eprintln!("reusing the {existing} products already in the evaluation database");
     }
-    let embedder = BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.model)?);
-    let embedded = embed_products(&db, Scope::Missing, |texts| embedder.embed(texts), true).await?;
+    // The content model (multilingual when configured), as the service's recommender uses.
+    let embedder =
+        BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.content_model())?);
+    let embedded = embed_products(
+        &db,
+        Scope::Missing,
+        embedder.model_id(),
+        |texts| embedder.embed_as(TextKind::Passage, texts),
+        true,
+    )
+    .await?;
     eprintln!("product embeddings computed: {embedded}");
 
     let (mut content, mut lexical, mut fused) = (Vec::new(), Vec::new(), Vec::new());
     for query in &queries {
         let vector = embedder
-            .embed(vec![query.text.clone()])
+            .embed_as(TextKind::Query, vec![query.text.clone()])
             .await?
             .pop()
             .context("the encoder returned no vector")?;
@@ -609,7 +619,7 @@ async fn service_hybrid_lists(
     let redis = crate::app::redis_pool(&settings.redis)?;
     let metrics = crate::metrics::Metrics::new();
     let embeddings = crate::embeddings::EmbeddingService::start(
-        crate::app::load_model(&settings.model).await?,
+        crate::app::load_model(&settings.content_model()).await?,
         &settings.embedding,
         redis.clone(),
         &key_prefix,

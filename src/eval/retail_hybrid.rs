@@ -92,12 +92,13 @@ impl RetailDb {
             );
         }
         let embedder = crate::ml::blocking::BlockingEmbedder::new(crate::ml::bert::load_embedder(
-            &settings.model,
+            &settings.content_model(),
         )?);
         let embedded = crate::catalog::embedding::embed_products(
             &db,
             crate::catalog::embedding::Scope::Missing,
-            |texts| embedder.embed(texts),
+            embedder.model_id(),
+            |texts| embedder.embed_as(crate::ml::TextKind::Passage, texts),
             true,
         )
         .await?;
@@ -210,7 +211,7 @@ impl RetailDb {
         )
         .await?;
         let embeddings = crate::embeddings::EmbeddingService::start(
-            crate::app::load_model(&settings.model).await?,
+            crate::app::load_model(&settings.content_model()).await?,
             &settings.embedding,
             redis.clone(),
             &key_prefix,

@@ -35,7 +35,11 @@ pub struct AppState {
     pub metrics: Metrics,
     pub monitor: Addr<DependencyMonitor>,
     pub redis: RedisPool,
+    /// The embedding API's model (`POST /embed`, `/batch-embed`, `/similarity`).
     pub embeddings: EmbeddingService,
+    /// The model products, messages and shoppers' queries are embedded with: the
+    /// multilingual one when configured, else the same service as `embeddings`.
+    pub content_embeddings: EmbeddingService,
     pub tokens: MemberTokens,
     /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
     pub recommender: crate::actors::recommender::Recommender,

@@ -8,6 +8,7 @@ use crate::http::auth::{require_admin, AuthError};
 use crate::http::error::error_response;
 use crate::http::error::ErrorBody;
 use crate::http::AppState;
+use crate::ml::TextKind;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, FixedOffset};
@@ -453,10 +454,21 @@ async fn save_replacement(
 /// say) leaves the embedding empty for `convrec reembed` and never fails the write itself.
 async fn embed_product(state: &AppState, mut product: product::Model) -> product::Model {
     let text = crate::catalog::embedding::model_text(&product);
-    match state.embeddings.embed(vec![text]).await {
+    match state
+        .content_embeddings
+        .embed_as(TextKind::Passage, vec![text])
+        .await
+    {
         Ok(mut embedded) => {
             let vector = embedded.vectors.remove(0);
-            match store::set_embedding(&state.db, product.id, vector.clone()).await {
+            match store::set_embedding(
+                &state.db,
+                product.id,
+                vector.clone(),
+                &state.content_embeddings.model.id,
+            )
+            .await
+            {
                 Ok(()) => product.embedding = Some(vector.into()),
                 Err(error) => {
                     tracing::warn!(%error, id = %product.id, "storing the embedding failed")

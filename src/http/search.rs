@@ -6,6 +6,7 @@ use crate::http::auth::{require_access, AuthError};
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::identity::Caller;
+use crate::ml::TextKind;
 use crate::search::query::{
     search_messages, search_products, MessageHit, MessageQuery, ProductHit, ProductQuery,
 };
@@ -266,7 +267,11 @@ async fn products(
     let limit = limit(params.limit)?;
     let started = Instant::now();
     // Without an embedding (the model overloaded) the search is lexical only, not an error.
-    let embedding = match app.embeddings.embed(vec![text.clone()]).await {
+    let embedding = match app
+        .content_embeddings
+        .embed_as(TextKind::Query, vec![text.clone()])
+        .await
+    {
         Ok(embedded) => embedded.vectors.into_iter().next(),
         Err(error) => {
             tracing::warn!(%error, "product search without the semantic half");

@@ -33,6 +33,57 @@ pub trait Embedder: Send + 'static {
 
     /// A copy for another worker thread (weights are shared or cloned, not reloaded).
     fn clone_boxed(&self) -> Box<dyn Embedder>;
+
+    /// What the model wants written before a text of each kind; callers apply it
+    /// ([`TextPrompts::apply`]) before embedding. None for models trained without
+    /// (all-MiniLM-L6-v2).
+    fn prompts(&self) -> &TextPrompts {
+        &NO_PROMPTS
+    }
+}
+
+/// What a text is to an asymmetric retrieval model: a search, or something searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// A shopper's message or search.
+    Query,
+    /// A product's text, or anything else stored to be found.
+    Passage,
+}
+
+/// Text a model was trained to see before queries and passages (multilingual-e5:
+/// `query: ` and `passage: `). The prompt becomes part of the embedded text, so it is part
+/// of the cache key too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextPrompts {
+    query: String,
+    passage: String,
+}
+
+static NO_PROMPTS: TextPrompts = TextPrompts {
+    query: String::new(),
+    passage: String::new(),
+};
+
+impl TextPrompts {
+    pub fn new(query: &str, passage: &str) -> Self {
+        Self {
+            query: query.to_string(),
+            passage: passage.to_string(),
+        }
+    }
+
+    pub fn prefix(&self, kind: TextKind) -> &str {
+        match kind {
+            TextKind::Query => &self.query,
+            TextKind::Passage => &self.passage,
+        }
+    }
+
+    /// `text` as the model should see it.
+    pub fn apply(&self, kind: TextKind, text: &str) -> String {
+        format!("{}{text}", self.prefix(kind))
+    }
 }
 
 /// Cosine similarity of two equally long vectors; 0 when either is all zeros.
@@ -53,6 +104,17 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prompts_prefix_each_kind_and_none_leaves_text_alone() {
+        let e5 = TextPrompts::new("query: ", "passage: ");
+        assert_eq!(e5.apply(TextKind::Query, "패딩"), "query: 패딩");
+        assert_eq!(e5.apply(TextKind::Passage, "패딩"), "passage: 패딩");
+        assert_eq!(
+            TextPrompts::default().apply(TextKind::Query, "패딩"),
+            "패딩"
+        );
+    }
 
     #[test]
     fn cosine_of_parallel_orthogonal_and_zero_vectors() {

@@ -7,5 +7,5 @@ pub mod embedder;
 pub mod files;
 pub mod native;
 
-pub use embedder::{cosine, EmbedError, Embedder};
+pub use embedder::{cosine, EmbedError, Embedder, TextKind, TextPrompts};
 pub use files::{ModelFiles, ModelFilesError};

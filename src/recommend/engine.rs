@@ -9,6 +9,7 @@ use crate::config::RecommenderSettings;
 use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::ShoppingIntent;
+use crate::ml::TextKind;
 use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
@@ -121,7 +122,11 @@ impl HybridEngine {
         let query_embedding = async {
             match (&request.query_embedding, &query_text) {
                 (Some(v), _) => Ok(Some(v.clone())),
-                (None, Some(text)) => match self.embeddings.embed(vec![text.clone()]).await {
+                (None, Some(text)) => match self
+                    .embeddings
+                    .embed_as(TextKind::Query, vec![text.clone()])
+                    .await
+                {
                     Ok(mut embedded) => Ok(embedded.vectors.pop()),
                     Err(error) => {
                         tracing::warn!(%error, "query not embedded; the content signal is left out");

@@ -7,6 +7,7 @@ mod chat_learning;
 mod chat_support;
 mod chat_ws;
 mod conversations;
+mod e5_parity;
 mod embeddings;
 mod eval;
 mod event_support;

@@ -4,6 +4,7 @@ use convrec::config::Settings;
 use convrec::import::{self, ImportSource};
 use convrec::ml::bert::load_embedder;
 use convrec::ml::blocking::BlockingEmbedder;
+use convrec::ml::TextKind;
 use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
 use std::io::Write;
 
@@ -14,7 +15,7 @@ async fn nearest(
     query: &str,
 ) -> Vec<String> {
     let vector = embedder
-        .embed(vec![query.to_string()])
+        .embed_as(TextKind::Query, vec![query.to_string()])
         .await
         .unwrap()
         .remove(0);
@@ -52,16 +53,47 @@ async fn imported_products_are_embedded_and_found_by_meaning() {
     std::fs::remove_file(&path).ok();
 
     let settings = Settings::load(None).unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.model).unwrap());
-    let written = embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
-        .await
-        .unwrap();
+    let embedder = BlockingEmbedder::new(load_embedder(&settings.content_model()).unwrap());
+    let written = embed_products(
+        &app.db,
+        Scope::Missing,
+        embedder.model_id(),
+        |t| embedder.embed_as(TextKind::Passage, t),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(written, 4);
     // Nothing is left to do, so a second pass writes nothing; `All` redoes everything.
-    let again = embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
+    let again = embed_products(
+        &app.db,
+        Scope::Missing,
+        embedder.model_id(),
+        |t| embedder.embed_as(TextKind::Passage, t),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, 0);
+    // Vectors of another model count as missing: a change of model re-embeds every product
+    // once, and switching back does too.
+    let current = embedder.model_id().to_string();
+    for (model, expected) in [
+        ("another-model@0000", 4),
+        ("another-model@0000", 0),
+        (current.as_str(), 4),
+    ] {
+        let written = embed_products(
+            &app.db,
+            Scope::Missing,
+            model,
+            |t| embedder.embed_as(TextKind::Passage, t),
+            false,
+        )
         .await
         .unwrap();
-    assert_eq!(again, 0);
+        assert_eq!(written, expected, "products re-embedded for {model}");
+    }
 
     assert_eq!(
         nearest(&app, &embedder, "rain jacket for trekking").await[0],
@@ -76,8 +108,14 @@ async fn imported_products_are_embedded_and_found_by_meaning() {
         "E-3"
     );
 
-    let all = embed_products(&app.db, Scope::All, |t| embedder.embed(t), false)
-        .await
-        .unwrap();
+    let all = embed_products(
+        &app.db,
+        Scope::All,
+        embedder.model_id(),
+        |t| embedder.embed_as(TextKind::Passage, t),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(all, 4);
 }

@@ -9,6 +9,7 @@ use convrec::identity::MemberTokens;
 use convrec::import::{self, ImportSource};
 use convrec::ml::bert::load_embedder;
 use convrec::ml::blocking::BlockingEmbedder;
+use convrec::ml::TextKind;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
@@ -29,11 +30,17 @@ async fn with_demo_catalog(settings: Settings, embed: bool) -> (TestApp, MemberT
         .await
         .unwrap();
     if embed {
-        let model = Settings::load(None).unwrap().model;
+        let model = Settings::load(None).unwrap().content_model();
         let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
-        embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
-            .await
-            .unwrap();
+        embed_products(
+            &app.db,
+            Scope::Missing,
+            embedder.model_id(),
+            |t| embedder.embed_as(TextKind::Passage, t),
+            false,
+        )
+        .await
+        .unwrap();
     }
     (app, tokens)
 }

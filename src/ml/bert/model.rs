@@ -149,8 +149,9 @@ const MASKED_SCORE: f32 = -1.0e9;
 
 impl<B: Backend> BertModel<B> {
     /// A model of `config`'s shape with placeholder weights; the loader fills them in.
-    pub fn init(config: &BertConfig, layer_norm_eps: f64, device: &B::Device) -> Self {
+    pub fn init(config: &BertConfig, device: &B::Device) -> Self {
         let h = config.hidden_size;
+        let layer_norm_eps = config.layer_norm_eps;
         let zeros = |rows: usize| Param::from_tensor(Tensor::zeros([rows, h], device));
         Self {
             embeddings: Embeddings {

@@ -55,6 +55,8 @@ pub enum WeightsError {
     },
     #[error("weight {name} has dtype {dtype:?}; only F32 is supported")]
     Dtype { name: String, dtype: Dtype },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
 }
 
 struct Reader<'a> {
@@ -103,19 +105,8 @@ impl Reader<'_> {
     /// A PyTorch linear layer (`[out, in]` weight) as our `[in, out]` [`HostDense`].
     fn dense(&self, name: &str, d_in: usize, d_out: usize) -> Result<HostDense, WeightsError> {
         let stored = self.floats(&format!("{name}.weight"), &[d_out, d_in])?;
-        let mut weight = vec![0.0; d_in * d_out];
-        for (o, row) in stored.chunks_exact(d_in).enumerate() {
-            for (i, value) in row.iter().enumerate() {
-                weight[i * d_out + o] = *value;
-            }
-        }
         let bias = self.floats(&format!("{name}.bias"), &[d_out])?;
-        Ok(HostDense {
-            weight,
-            bias,
-            d_in,
-            d_out,
-        })
+        Ok(HostDense::from_out_in(&stored, bias, d_in, d_out))
     }
 
     fn norm(&self, name: &str, d: usize) -> Result<HostNorm, WeightsError> {
@@ -136,8 +127,24 @@ pub struct HostDense {
 }
 
 impl HostDense {
+    /// From a PyTorch-shaped `[out, in]` weight (transposed here).
+    pub fn from_out_in(stored: &[f32], bias: Vec<f32>, d_in: usize, d_out: usize) -> Self {
+        let mut weight = vec![0.0; d_in * d_out];
+        for (o, row) in stored.chunks_exact(d_in).enumerate() {
+            for (i, value) in row.iter().enumerate() {
+                weight[i * d_out + o] = *value;
+            }
+        }
+        HostDense {
+            weight,
+            bias,
+            d_in,
+            d_out,
+        }
+    }
+
     /// Several layers on the same input as one: their columns side by side.
-    fn side_by_side(parts: &[HostDense]) -> HostDense {
+    pub fn side_by_side(parts: &[HostDense]) -> HostDense {
         let d_in = parts[0].d_in;
         let d_out: usize = parts.iter().map(|p| p.d_out).sum();
         let mut weight = Vec::with_capacity(d_in * d_out);

@@ -38,7 +38,7 @@ pub struct NativeBert {
 }
 
 impl NativeBert {
-    pub fn new(weights: HostWeights, config: &BertConfig, layer_norm_eps: f64) -> Self {
+    pub fn new(weights: HostWeights, config: &BertConfig) -> Self {
         let hidden = config.hidden_size;
         let pack = |d: &crate::ml::bert::weights::HostDense| {
             PackedLinear::new(&d.weight, d.d_in, d.d_out, &d.bias)
@@ -58,7 +58,7 @@ impl NativeBert {
         Self {
             hidden,
             heads: config.num_attention_heads,
-            epsilon: layer_norm_eps as f32,
+            epsilon: config.layer_norm_eps as f32,
             vocab: config.vocab_size,
             max_positions: config.max_position_embeddings,
             token_type: weights.token_type[..hidden].to_vec(),

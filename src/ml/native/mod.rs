@@ -11,7 +11,7 @@ pub mod encoder;
 
 use crate::ml::bert::tokenize::TextTokenizer;
 use crate::ml::bert::{open_model, LoadError};
-use crate::ml::{EmbedError, Embedder};
+use crate::ml::{EmbedError, Embedder, TextPrompts};
 use encoder::NativeBert;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,12 +25,13 @@ pub struct NativeEmbedder {
     model: Arc<NativeBert>,
     tokenizer: Arc<TextTokenizer>,
     model_id: Arc<str>,
+    prompts: Arc<TextPrompts>,
 }
 
 impl NativeEmbedder {
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
         let opened = open_model(dir)?;
-        let model = NativeBert::new(opened.weights, &opened.files.config, opened.layer_norm_eps);
+        let model = NativeBert::new(opened.weights, &opened.files.config);
         tracing::info!(
             avx512 = has_avx512(),
             threads = rayon::current_num_threads(),
@@ -40,6 +41,7 @@ impl NativeEmbedder {
             model: Arc::new(model),
             tokenizer: Arc::new(opened.tokenizer),
             model_id: opened.model_id.into(),
+            prompts: Arc::new(opened.files.prompts),
         })
     }
 
@@ -72,5 +74,9 @@ impl Embedder for NativeEmbedder {
 
     fn clone_boxed(&self) -> Box<dyn Embedder> {
         Box::new(self.clone())
+    }
+
+    fn prompts(&self) -> &TextPrompts {
+        &self.prompts
     }
 }
