@@ -133,3 +133,49 @@ async fn a_price_in_a_rest_query_filters_and_its_language_explains() {
         );
     }
 }
+
+/// The issue's examples on the demo catalog (embedded with the configured model); prints what
+/// each message now yields. A measurement, not an assertion:
+/// `cargo test --test api issue_21_examples -- --ignored --nocapture`.
+#[actix_web::test]
+#[ignore]
+async fn issue_21_examples_on_the_demo_catalog() {
+    use convrec::catalog::embedding::{embed_products, Scope};
+    use convrec::config::Settings;
+    use convrec::import::{self, ImportSource};
+    use convrec::ml::bert::load_embedder;
+    use convrec::ml::blocking::BlockingEmbedder;
+
+    let chat = spawn_chat_app().await;
+    import::run(&chat.app.db, ImportSource::Demo, 100, false)
+        .await
+        .unwrap();
+    let model = Settings::load(None).unwrap().model;
+    let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
+    embed_products(&chat.app.db, Scope::Missing, |t| embedder.embed(t), false)
+        .await
+        .unwrap();
+    for message in [
+        "만원 이하 간식",
+        "다이어트 도시락 만오천원 이하",
+        "I want a rain jacket, budget 100k won max",
+        "선물용 향수 7만원대",
+        "5만원 이하로 러닝화 있어?",
+        "겨울 패딩 10만원 이하로 추천해줘",
+    ] {
+        let reply = chat.say("issue21", message).await;
+        println!(
+            "\n## {message}\n{}",
+            reply["message"]["text"].as_str().unwrap()
+        );
+        for product in reply["products"].as_array().unwrap() {
+            println!(
+                "- {} | {} | outside {} | {}",
+                product["title"].as_str().unwrap(),
+                product["price_display"].as_str().unwrap_or("-"),
+                product["outside_request"],
+                product["explanation"].as_str().unwrap()
+            );
+        }
+    }
+}
