@@ -429,8 +429,7 @@ fn read_number(chars: &[(usize, char)], start: usize) -> Option<Number> {
     let mut any_digit = false;
     let mut any_magnitude = false;
     let mut thousands = false;
-    loop {
-        let Some(c) = char_at(index) else { break };
+    while let Some(c) = char_at(index) {
         if c.is_ascii_digit() && current.is_none() {
             let mut digits = String::new();
             while let Some(c) = char_at(index) {

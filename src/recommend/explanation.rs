@@ -227,7 +227,7 @@ fn final_consonant(word: &str) -> Option<bool> {
         .chars()
         .next_back()?;
     match last {
-        '\u{AC00}'..='\u{D7A3}' => Some((last as u32 - 0xAC00) % 28 != 0),
+        '\u{AC00}'..='\u{D7A3}' => Some(!(last as u32 - 0xAC00).is_multiple_of(28)),
         // 영 일 이 삼 사 오 육 칠 팔 구
         '0' | '1' | '3' | '6' | '7' | '8' => Some(true),
         '2' | '4' | '5' | '9' => Some(false),
