@@ -41,6 +41,10 @@
     const card = document.createElement("article");
     card.className = "product-card";
     card.dataset.productId = p.id;
+    // Nothing met the request: the nearest products, marked (their explanation says how).
+    if (Array.isArray(p.outside_request) && p.outside_request.length > 0) {
+      card.classList.add("outside-request");
+    }
     const image = document.createElement("div");
     image.className = "image";
     image.setAttribute("aria-hidden", "true");

@@ -41,6 +41,36 @@ impl PriceRange {
     }
 }
 
+/// A hard constraint of an intent: a product that breaks one is left out, unless nothing meets
+/// them all (then the recommender relaxes them in [`HardConstraint::RELAXATION_ORDER`] and
+/// marks each product with the ones it breaks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HardConstraint {
+    /// Outside the price range.
+    Price,
+    /// Only in colours the shopper ruled out.
+    ExcludedColor,
+    /// From a brand the shopper ruled out.
+    ExcludedBrand,
+    /// Out of stock.
+    InStock,
+    /// Not of the asked kind.
+    Category,
+}
+
+impl HardConstraint {
+    /// Which constraint gives way first when nothing fits: the kind of product last (the
+    /// cheapest of the kind, or the kind in another colour, is nearer than another kind).
+    pub const RELAXATION_ORDER: [HardConstraint; 5] = [
+        HardConstraint::ExcludedColor,
+        HardConstraint::ExcludedBrand,
+        HardConstraint::Price,
+        HardConstraint::InStock,
+        HardConstraint::Category,
+    ];
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShoppingIntent {
@@ -149,6 +179,30 @@ impl ShoppingIntent {
             }
         }
         Ok(())
+    }
+
+    /// Whether this intent sets `constraint`.
+    pub fn has(&self, constraint: HardConstraint) -> bool {
+        match constraint {
+            HardConstraint::Price => self.price_range.is_some_and(|r| !r.is_unbounded()),
+            HardConstraint::ExcludedColor => !self.excluded_colors.is_empty(),
+            HardConstraint::ExcludedBrand => !self.excluded_brands.is_empty(),
+            HardConstraint::InStock => self.in_stock_only,
+            HardConstraint::Category => !self.categories.is_empty(),
+        }
+    }
+
+    /// This intent with `constraint` lifted.
+    pub fn without(&self, constraint: HardConstraint) -> Self {
+        let mut relaxed = self.clone();
+        match constraint {
+            HardConstraint::Price => relaxed.price_range = None,
+            HardConstraint::ExcludedColor => relaxed.excluded_colors.clear(),
+            HardConstraint::ExcludedBrand => relaxed.excluded_brands.clear(),
+            HardConstraint::InStock => relaxed.in_stock_only = false,
+            HardConstraint::Category => relaxed.categories.clear(),
+        }
+        relaxed
     }
 
     /// Whether a category path satisfies the category constraint (none means any).

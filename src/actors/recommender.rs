@@ -245,10 +245,11 @@ impl Recommender {
         }
         let intent = serde_json::to_string(&request.intent).ok()?;
         Some(format!(
-            "q={}|limit={}|exclude={:?}|intent={intent}",
+            "q={}|limit={}|exclude={:?}|language={:?}|intent={intent}",
             request.query_text.as_deref().unwrap_or_default(),
             request.limit,
-            request.exclude
+            request.exclude,
+            request.language
         ))
     }
 

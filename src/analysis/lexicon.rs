@@ -595,8 +595,9 @@ pub const KEYWORD_TERMS: &[(&str, &str)] = &[
     ("가벼운", "lightweight"),
     ("가볍", "lightweight"),
     ("lightweight", "lightweight"),
-    ("따뜻", "warm"),
+    // 보온 first: the explanations word "warm" with the first Korean term (a noun reads best).
     ("보온", "warm"),
+    ("따뜻", "warm"),
     ("방한", "warm"),
     ("warm", "warm"),
     ("구스다운", "goose down"),

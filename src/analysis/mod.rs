@@ -1,6 +1,7 @@
 //! Local intent analysis and reply writing: the rule-based fallback for when no LLM answers.
 
 pub mod fallback;
+pub mod labels;
 pub mod language;
 pub mod lexicon;
 pub mod price;

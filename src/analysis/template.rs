@@ -1,10 +1,12 @@
 //! The template reply: a short answer in the shopper's language that names only the products
 //! it is given, with their real price display and stock, and says what was understood.
 
+use super::labels::{category_label, color_label_ko, style_label_ko};
 use super::language::ReplyLanguage;
-use super::lexicon::CATEGORY_TERMS;
 use crate::catalog::Currency;
-use crate::intent::{IntentSource, ReplyContext, ReplyWriter, ShoppingIntent, WrittenReply};
+use crate::intent::{
+    HardConstraint, IntentSource, ReplyContext, ReplyWriter, ShoppingIntent, WrittenReply,
+};
 use crate::recommend::RecommendedProduct;
 use futures::future::BoxFuture;
 use std::fmt::Write;
@@ -35,7 +37,12 @@ impl TemplateReplyWriter {
         let language = ReplyLanguage::detect(context.message);
         let summary = self.summary(context.intent, language);
         let mut reply = String::new();
+        let broken = broken_constraints(context.products);
+        if !broken.is_empty() {
+            self.nearest_instead(&mut reply, &summary, &broken, language);
+        }
         match (language, context.products.is_empty()) {
+            _ if !broken.is_empty() => {}
             (ReplyLanguage::Korean, true) => {
                 if !summary.is_empty() {
                     let _ = write!(reply, "말씀하신 조건({summary})에 맞는 ");
@@ -91,6 +98,46 @@ impl TemplateReplyWriter {
             };
         }
         reply
+    }
+
+    /// Nothing met the request: which constraints emptied the list, and that the products
+    /// below are the nearest ones, outside it.
+    fn nearest_instead(
+        &self,
+        reply: &mut String,
+        summary: &str,
+        broken: &[HardConstraint],
+        language: ReplyLanguage,
+    ) {
+        let names: Vec<&str> = broken
+            .iter()
+            .map(|constraint| constraint_name(*constraint, language))
+            .collect();
+        match language {
+            ReplyLanguage::Korean => {
+                if summary.is_empty() {
+                    reply.push_str("조건에 맞는 상품은 없어요. ");
+                } else {
+                    let _ = write!(reply, "말씀하신 조건({summary})에 맞는 상품은 없어요. ");
+                }
+                let _ = write!(
+                    reply,
+                    "{} 조건을 빼면 가장 가까운 상품은 이거예요 (요청하신 조건 밖이에요).",
+                    names.join("·")
+                );
+            }
+            ReplyLanguage::English => {
+                reply.push_str("Nothing matches");
+                if !summary.is_empty() {
+                    let _ = write!(reply, " {summary}");
+                }
+                let _ = write!(
+                    reply,
+                    ": the {} emptied the list. The nearest products, outside your request:",
+                    names.join(" and the ")
+                );
+            }
+        }
     }
 
     /// What was understood, in a few words: "outdoor jackets, black, not red, under ₩100,000".
@@ -161,6 +208,37 @@ impl ReplyWriter for TemplateReplyWriter {
     }
 }
 
+/// The constraints the products break when every one of them breaks some (a relaxed list),
+/// in relaxation order; empty when any product meets the request.
+fn broken_constraints(products: &[RecommendedProduct]) -> Vec<HardConstraint> {
+    if products.is_empty() || products.iter().any(|p| p.outside_request.is_empty()) {
+        return Vec::new();
+    }
+    HardConstraint::RELAXATION_ORDER
+        .into_iter()
+        .filter(|constraint| {
+            products
+                .iter()
+                .any(|product| product.outside_request.contains(constraint))
+        })
+        .collect()
+}
+
+fn constraint_name(constraint: HardConstraint, language: ReplyLanguage) -> &'static str {
+    match (constraint, language) {
+        (HardConstraint::Price, ReplyLanguage::Korean) => "가격",
+        (HardConstraint::ExcludedColor, ReplyLanguage::Korean) => "색상",
+        (HardConstraint::ExcludedBrand, ReplyLanguage::Korean) => "브랜드",
+        (HardConstraint::InStock, ReplyLanguage::Korean) => "재고",
+        (HardConstraint::Category, ReplyLanguage::Korean) => "종류",
+        (HardConstraint::Price, ReplyLanguage::English) => "price limit",
+        (HardConstraint::ExcludedColor, ReplyLanguage::English) => "colour you ruled out",
+        (HardConstraint::ExcludedBrand, ReplyLanguage::English) => "brand you ruled out",
+        (HardConstraint::InStock, ReplyLanguage::English) => "in-stock filter",
+        (HardConstraint::Category, ReplyLanguage::English) => "kind of product",
+    }
+}
+
 fn price_text(product: &RecommendedProduct, language: ReplyLanguage) -> String {
     match (&product.price_display, language) {
         (Some(display), _) => display.clone(),
@@ -177,55 +255,6 @@ pub fn stock_text(stock: i32, language: ReplyLanguage) -> String {
         (ReplyLanguage::English, ..=0) => "out of stock".into(),
         (ReplyLanguage::English, s) if s <= LOW_STOCK => format!("only {s} left"),
         (ReplyLanguage::English, s) => format!("{s} in stock"),
-    }
-}
-
-/// "outdoor/jackets" → "자켓" / "outdoor jackets".
-pub fn category_label(path: &str, language: ReplyLanguage) -> String {
-    match language {
-        ReplyLanguage::Korean => CATEGORY_TERMS
-            .iter()
-            .find(|(term, term_path, _)| *term_path == path && !term.is_ascii())
-            .map(|(term, _, _)| term.to_string())
-            .unwrap_or_else(|| path.to_string()),
-        ReplyLanguage::English => path.replace('/', " "),
-    }
-}
-
-fn color_label_ko(color: &str) -> &str {
-    match color {
-        "red" => "빨간색",
-        "blue" => "파란색",
-        "black" => "검은색",
-        "white" => "흰색",
-        "grey" => "회색",
-        "navy" => "네이비",
-        "beige" => "베이지",
-        "brown" => "갈색",
-        "green" => "초록색",
-        "khaki" => "카키",
-        "ivory" => "아이보리",
-        "orange" => "주황색",
-        "pink" => "분홍색",
-        "purple" => "보라색",
-        "yellow" => "노란색",
-        "silver" => "은색",
-        other => other,
-    }
-}
-
-fn style_label_ko(style: &str) -> &str {
-    match style {
-        "casual" => "캐주얼",
-        "classic" => "클래식",
-        "minimal" => "미니멀",
-        "formal" => "포멀",
-        "sporty" => "스포티",
-        "street" => "스트릿",
-        "vintage" => "빈티지",
-        "cute" => "귀여운 스타일",
-        "outdoor" => "아웃도어",
-        other => other,
     }
 }
 
@@ -251,6 +280,7 @@ mod tests {
             score: ScoreBreakdown::default(),
             explanation: String::new(),
             reasons: Vec::new(),
+            outside_request: Vec::new(),
         }
     }
 
@@ -346,6 +376,44 @@ mod tests {
             assert_eq!(reply.lines().count(), 1, "{reply}");
             assert_eq!(won_amounts(&reply), ["100,000"], "{reply}");
         }
+    }
+
+    #[test]
+    fn a_relaxed_list_names_the_constraint_that_emptied_it() {
+        let mut over = product("Trail Runner", 59_000, 12);
+        over.outside_request = vec![HardConstraint::Price];
+        let intent = ShoppingIntent {
+            categories: vec!["shoes/running".into()],
+            price_range: Some(PriceRange {
+                min_minor: None,
+                max_minor: Some(50_000),
+            }),
+            ..ShoppingIntent::empty()
+        };
+        let products = [over];
+        let korean = TemplateReplyWriter::default().compose(&ReplyContext {
+            message: "5만원 이하로 러닝화 있어?",
+            intent: &intent,
+            products: &products,
+        });
+        assert!(
+            korean.starts_with(
+                "말씀하신 조건(러닝화 · ₩50,000 이하)에 맞는 상품은 없어요. 가격 조건을 빼면"
+            ),
+            "{korean}"
+        );
+        assert!(korean.contains("Trail Runner — ₩59,000"), "{korean}");
+        let english = TemplateReplyWriter::default().compose(&ReplyContext {
+            message: "running shoes under $35",
+            intent: &intent,
+            products: &products,
+        });
+        assert!(
+            english.starts_with(
+                "Nothing matches shoes running, under ₩50,000: the price limit emptied the list."
+            ),
+            "{english}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! recommend, write the reply and store it ([`ChatPipeline::respond`]). Each stage is timed
 //! (`chat_stage_seconds{stage}`) and has its own tracing span.
 
+use crate::analysis::ReplyLanguage;
 use crate::chat::store::{self, Conversation, MessageExtras, Role, StoredMessage};
 use crate::chat::{ChatError, ChatMetrics};
 use crate::config::ChatSettings;
@@ -143,6 +144,7 @@ impl ChatPipeline {
                     intent: analyzed.intent.clone(),
                     limit: self.settings.recommendation_limit,
                     exclude: Vec::new(),
+                    language: ReplyLanguage::detect(text),
                 }),
             )
             .await?;

@@ -668,6 +668,7 @@ async fn service_hybrid_lists(
                     intent: intent.clone(),
                     limit: K,
                     exclude: Vec::new(),
+                    ..RecommendRequest::default()
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("recommending for {:?}: {e}", query.text))?;

@@ -252,6 +252,7 @@ impl RetailDb {
                         intent: ShoppingIntent::empty(),
                         limit: k,
                         exclude,
+                        ..RecommendRequest::default()
                     })
                     .await
                     .map_err(|e| anyhow::anyhow!("recommending for customer {member}: {e}"))?;

@@ -2,6 +2,8 @@
 //! their own list, the shop's service token any) and `GET /api/products/{id}/similar?limit=`
 //! (public), served by the hybrid recommender.
 
+use crate::analysis::price::PriceParser;
+use crate::analysis::ReplyLanguage;
 use crate::http::auth::{require_access, AuthError};
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
@@ -38,7 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendationsQuery {
-    /// What the member is looking for (at most 500 characters).
+    /// What the member is looking for (at most 500 characters). A price in it ("만원 이하",
+    /// "under $50") is a hard constraint unless `max_price` is given; its language (Korean
+    /// or English) is the explanations'.
     pub q: Option<String>,
     /// 1 to 50 (default 10).
     #[param(minimum = 1, maximum = 50)]
@@ -122,10 +126,11 @@ fn check_member_id(member_id: &str) -> Result<(), RecommendationsError> {
     }
 }
 
-/// The request the query string describes, checked.
+/// The request the query string describes, checked; `prices` reads a price out of `q`.
 fn request_for(
     member_id: &str,
     query: RecommendationsQuery,
+    prices: PriceParser,
 ) -> Result<RecommendRequest, RecommendationsError> {
     let limit = limit(query.limit)?;
     // PostgreSQL text cannot hold NUL: the query would fail in the database.
@@ -163,7 +168,12 @@ fn request_for(
             min_minor: None,
             max_minor: Some(max),
         });
+    } else if let Some(q) = &q {
+        intent.price_range = prices.parse(&q.to_lowercase());
     }
+    let language = q
+        .as_deref()
+        .map_or(ReplyLanguage::default(), ReplyLanguage::detect);
     intent
         .validate()
         .map_err(|e| RecommendationsError::BadQuery(e.0))?;
@@ -174,6 +184,7 @@ fn request_for(
         intent,
         limit,
         exclude: Vec::new(),
+        language,
     })
 }
 
@@ -235,7 +246,8 @@ async fn recommendations(
     }
     check_member_id(&member_id)?;
     require_access(&caller, &member_id)?;
-    let request = request_for(&member_id, query.into_inner())?;
+    let prices = PriceParser::new(state.settings.llm.usd_krw_rate);
+    let request = request_for(&member_id, query.into_inner(), prices)?;
     let items = state.recommender.recommend(request).await?;
     Ok(HttpResponse::Ok().json(RecommendationList { member_id, items }))
 }
@@ -311,6 +323,10 @@ async fn similar(
 mod tests {
     use super::*;
 
+    fn prices() -> PriceParser {
+        PriceParser::new(1_400.0)
+    }
+
     fn query() -> RecommendationsQuery {
         RecommendationsQuery {
             q: None,
@@ -330,6 +346,7 @@ mod tests {
                 category: Some("/Outdoor/".into()),
                 max_price: Some(100_000),
             },
+            prices(),
         )
         .unwrap();
         assert_eq!(request.limit, 5);
@@ -347,6 +364,7 @@ mod tests {
                     limit: Some(bad),
                     ..query()
                 },
+                prices(),
             );
             assert!(matches!(err, Err(RecommendationsError::BadQuery(_))));
         }
@@ -356,8 +374,44 @@ mod tests {
                 max_price: Some(-1),
                 ..query()
             },
+            prices(),
         );
         assert!(matches!(negative, Err(RecommendationsError::BadQuery(_))));
-        assert_eq!(request_for("m", query()).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(
+            request_for("m", query(), prices()).unwrap().limit,
+            DEFAULT_LIMIT
+        );
+    }
+
+    #[test]
+    fn a_price_and_the_language_come_from_q() {
+        let korean = request_for(
+            "m",
+            RecommendationsQuery {
+                q: Some("만원 이하 간식".into()),
+                ..query()
+            },
+            prices(),
+        )
+        .unwrap();
+        assert_eq!(korean.intent.price_range.unwrap().max_minor, Some(10_000));
+        assert_eq!(korean.language, ReplyLanguage::Korean);
+        // An explicit max_price wins over the words.
+        let explicit = request_for(
+            "m",
+            RecommendationsQuery {
+                q: Some("rain jacket, budget 100k won max".into()),
+                max_price: Some(80_000),
+                ..query()
+            },
+            prices(),
+        )
+        .unwrap();
+        assert_eq!(explicit.intent.price_range.unwrap().max_minor, Some(80_000));
+        assert_eq!(explicit.language, ReplyLanguage::English);
+        assert_eq!(
+            request_for("m", query(), prices()).unwrap().language,
+            ReplyLanguage::English
+        );
     }
 }

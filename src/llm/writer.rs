@@ -108,8 +108,13 @@ pub fn check_reply(
 impl ReplyWriter for LlmReplyWriter {
     fn write<'a>(&'a self, context: ReplyContext<'a>) -> BoxFuture<'a, WrittenReply> {
         Box::pin(async move {
-            // Nothing to ground a reply in: the template's apology needs no model.
-            if context.products.is_empty() {
+            // Nothing to ground a reply in: the template's apology needs no model. Nor does
+            // a relaxed list: the template names the constraint that emptied it.
+            let relaxed = context
+                .products
+                .iter()
+                .all(|product| !product.outside_request.is_empty());
+            if context.products.is_empty() || relaxed {
                 return self.template.write(context).await;
             }
             let language = ReplyLanguage::detect(context.message);
@@ -154,6 +159,7 @@ mod tests {
             score: ScoreBreakdown::default(),
             explanation: String::new(),
             reasons: Vec::new(),
+            outside_request: Vec::new(),
         }
     }
 

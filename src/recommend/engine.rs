@@ -5,12 +5,14 @@
 
 use crate::actors::analytics::{top_products, AnalyticsKeys};
 use crate::actors::dependency_monitor::RedisPool;
+use crate::analysis::ReplyLanguage;
 use crate::config::RecommenderSettings;
 use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
-use crate::intent::ShoppingIntent;
+use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
 use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::recommend::explanation::Reason;
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use sea_orm::{
@@ -193,7 +195,7 @@ impl HybridEngine {
         let popular: HashMap<Uuid, f32> = popular.into_iter().collect();
         let lexical: HashMap<Uuid, f32> = lexical.into_iter().collect();
 
-        let mut ids = scoring::fresh(
+        let ids = scoring::fresh(
             content
                 .keys()
                 .chain(lexical.keys())
@@ -202,22 +204,39 @@ impl HybridEngine {
                 .copied(),
             &mut seen,
         );
-        // A new shop (no embeddings, no interactions yet) still gets a list: the catalog's
-        // best-stocked products within the hard constraints fill up to the candidate count.
-        if ids.len() < limit * 2 {
-            let fill = self.catalog_fill(&request.intent, limit * 4).await?;
-            ids.extend(scoring::fresh(fill, &mut seen));
+        let mut products = self.load(ids.clone()).await?;
+        // A new shop (no embeddings, no interactions yet) still gets a list, and so does a
+        // narrow request whose few matches none of the signals found ("선물용 향수 7만원대"):
+        // the catalog's best-stocked products within the hard constraints fill up.
+        let passing = products
+            .iter()
+            .filter(|p| scoring::passes_filters(&request.intent, p))
+            .count();
+        if ids.len() < limit * 2 || passing < limit {
+            let fill = self.catalog_fill(&request.intent, limit * 4, None).await?;
+            let fill = scoring::fresh(fill, &mut seen);
+            products.extend(self.load(fill).await?);
         }
-        let products = product::Entity::find()
-            .filter(product::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await
-            .map_err(unavailable)?;
+        // Nothing meets every hard constraint: the nearest products, marked as outside.
+        let mut wanted = request.intent.clone();
+        let mut relaxed: Vec<HardConstraint> = Vec::new();
+        if !products
+            .iter()
+            .any(|p| scoring::passes_filters(&request.intent, p))
+        {
+            if let Some((intent, dropped)) = self
+                .relax(&request.intent, &mut products, &mut seen, limit)
+                .await?
+            {
+                wanted = intent;
+                relaxed = dropped;
+            }
+        }
         let candidates: Vec<Candidate> = {
             let model = self.cf.read().expect("CF lock not poisoned");
             products
                 .into_iter()
-                .filter(|p| scoring::passes_filters(&request.intent, p))
+                .filter(|p| scoring::passes_filters(&wanted, p))
                 .map(|p| {
                     let (intent, matched) = scoring::intent_match(&request.intent, &profile, &p);
                     let bought_with = history
@@ -254,26 +273,112 @@ impl HybridEngine {
             self.fusion(),
             !lexical.is_empty(),
         );
-        let picked = scoring::diversify(
-            &candidates,
-            &scores,
-            self.settings.diversity_lambda,
-            self.settings.diversity_threshold,
-            limit,
-        );
+        let picked = if relaxed.contains(&HardConstraint::Price) {
+            // Over budget: the nearest prices first ("the cheapest of the kind").
+            let distance = |i: usize| {
+                let price = candidates[i].product.price_minor;
+                request
+                    .intent
+                    .price_range
+                    .map_or(0, |range| price_distance(range, price))
+            };
+            let mut order: Vec<usize> = (0..candidates.len()).collect();
+            order.sort_by(|&a, &b| {
+                distance(a)
+                    .cmp(&distance(b))
+                    .then(scores[b].total.total_cmp(&scores[a].total))
+            });
+            order.truncate(limit);
+            order
+        } else {
+            scoring::diversify(
+                &candidates,
+                &scores,
+                self.settings.diversity_lambda,
+                self.settings.diversity_threshold,
+                limit,
+            )
+        };
+        if !relaxed.is_empty() {
+            tracing::info!(
+                ?relaxed,
+                shown = picked.len(),
+                "nothing met the request; relaxed"
+            );
+        }
         Ok(picked
             .into_iter()
             .map(|i| {
-                let (explanation, reasons) = scoring::explain(
-                    &candidates[i],
+                let candidate = &candidates[i];
+                let broken = if relaxed.is_empty() {
+                    Vec::new()
+                } else {
+                    scoring::broken_constraints(&request.intent, &candidate.product)
+                };
+                let explanation = scoring::explain(
+                    candidate,
                     &scores[i],
                     &request.intent,
                     query_text.is_some(),
                     popular_category.as_deref(),
+                    &broken,
                 );
-                scoring::to_recommended(&candidates[i], scores[i], explanation, reasons)
+                scoring::to_recommended(
+                    candidate,
+                    scores[i],
+                    &explanation,
+                    request.language,
+                    broken,
+                )
             })
             .collect())
+    }
+
+    /// When no product meets every hard constraint of `intent`: lifts one constraint at a
+    /// time in [`HardConstraint::RELAXATION_ORDER`], then more of them in that order, until
+    /// some product in `pool` (topped up from the catalog for each try) meets the rest.
+    /// Returns the relaxed intent and what was lifted; `None` when even that finds nothing.
+    async fn relax(
+        &self,
+        intent: &ShoppingIntent,
+        pool: &mut Vec<product::Model>,
+        seen: &mut Vec<Uuid>,
+        limit: usize,
+    ) -> Result<Option<(ShoppingIntent, Vec<HardConstraint>)>, RecommendError> {
+        let active: Vec<HardConstraint> = HardConstraint::RELAXATION_ORDER
+            .into_iter()
+            .filter(|constraint| intent.has(*constraint))
+            .collect();
+        let mut attempts: Vec<Vec<HardConstraint>> = active.iter().map(|c| vec![*c]).collect();
+        attempts.extend((2..=active.len()).map(|n| active[..n].to_vec()));
+        for dropped in attempts {
+            let relaxed = dropped.iter().fold(intent.clone(), |relaxed, constraint| {
+                relaxed.without(*constraint)
+            });
+            let nearest_price = intent
+                .price_range
+                .filter(|_| dropped.contains(&HardConstraint::Price));
+            let fill = self
+                .catalog_fill(&relaxed, limit * 4, nearest_price)
+                .await?;
+            let fill = scoring::fresh(fill, seen);
+            pool.extend(self.load(fill).await?);
+            if pool.iter().any(|p| scoring::passes_filters(&relaxed, p)) {
+                return Ok(Some((relaxed, dropped)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn load(&self, ids: Vec<Uuid>) -> Result<Vec<product::Model>, RecommendError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        product::Entity::find()
+            .filter(product::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)
     }
 
     /// Products like `product_id`: its embedding neighbours and CF neighbours, scored with
@@ -330,7 +435,7 @@ impl HybridEngine {
                     popularity: 0.0,
                     bought_with: (collaborative > 0.0).then(|| anchor.title.clone()),
                     matched: if intent > 0.0 {
-                        vec![format!("also in {}", anchor.category)]
+                        vec![Reason::AlsoIn(anchor.category.clone())]
                     } else {
                         Vec::new()
                     },
@@ -351,9 +456,16 @@ impl HybridEngine {
             picked
                 .into_iter()
                 .map(|i| {
-                    let (explanation, reasons) =
-                        scoring::explain(&candidates[i], &scores[i], &any, false, None);
-                    scoring::to_recommended(&candidates[i], scores[i], explanation, reasons)
+                    let explanation =
+                        scoring::explain(&candidates[i], &scores[i], &any, false, None, &[]);
+                    // A public list with no words to tell the shopper's language.
+                    scoring::to_recommended(
+                        &candidates[i],
+                        scores[i],
+                        &explanation,
+                        ReplyLanguage::English,
+                        Vec::new(),
+                    )
                 })
                 .collect(),
         ))
@@ -488,30 +600,40 @@ impl HybridEngine {
             .map_err(unavailable)
     }
 
-    /// In-stock products within the price and category constraints, best stocked first.
+    /// Products within the price, category and stock constraints, best stocked first; with
+    /// `nearest_to`, the prices nearest that range first (the cheapest over a budget).
     async fn catalog_fill(
         &self,
         intent: &ShoppingIntent,
         count: usize,
+        nearest_to: Option<PriceRange>,
     ) -> Result<Vec<Uuid>, RecommendError> {
         let (min, max) = intent
             .price_range
             .map_or((None, None), |r| (r.min_minor, r.max_minor));
+        let (near_min, near_max) = nearest_to.map_or((None, None), |r| (r.min_minor, r.max_minor));
         let category = intent.categories.first().cloned();
         let rows = self
             .db
             .query_all_raw(Statement::from_sql_and_values(
                 self.db.get_database_backend(),
-                "SELECT id FROM products WHERE stock > 0 \
+                "SELECT id FROM products WHERE ($5 = false OR stock > 0) \
                  AND ($1::text IS NULL OR category = $1 OR category LIKE $1 || '/%') \
                  AND ($2::bigint IS NULL OR price_minor >= $2) \
                  AND ($3::bigint IS NULL OR price_minor <= $3) \
-                 ORDER BY stock DESC, id LIMIT $4",
+                 ORDER BY CASE WHEN $6::bigint IS NULL AND $7::bigint IS NULL THEN 0 \
+                 WHEN price_minor IS NULL THEN 9223372036854775807 \
+                 WHEN price_minor < $6 THEN $6 - price_minor \
+                 WHEN price_minor > $7 THEN price_minor - $7 ELSE 0 END, \
+                 stock DESC, id LIMIT $4",
                 [
                     DbValue::from(category),
                     DbValue::from(min),
                     DbValue::from(max),
                     DbValue::from(count as i64),
+                    DbValue::from(intent.in_stock_only),
+                    DbValue::from(near_min),
+                    DbValue::from(near_max),
                 ],
             ))
             .await
@@ -563,5 +685,17 @@ impl HybridEngine {
             .map(|r| Ok((r.try_get("", "product_id")?, r.try_get("", "score")?)))
             .collect::<Result<_, DbErr>>()
             .map_err(unavailable)
+    }
+}
+
+/// How far a price lies outside a range (0 inside; a product without a price last).
+fn price_distance(range: PriceRange, price: Option<i64>) -> i64 {
+    match price {
+        None => i64::MAX,
+        Some(price) => match (range.min_minor, range.max_minor) {
+            (Some(min), _) if price < min => min - price,
+            (_, Some(max)) if price > max => price - max,
+            _ => 0,
+        },
     }
 }

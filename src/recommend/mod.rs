@@ -3,10 +3,12 @@
 
 pub mod cf;
 pub mod engine;
+pub mod explanation;
 pub mod query_cache;
 pub mod scoring;
 
-use crate::intent::ShoppingIntent;
+use crate::analysis::ReplyLanguage;
+use crate::intent::{HardConstraint, ShoppingIntent};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,6 +29,8 @@ pub struct RecommendRequest {
     pub limit: usize,
     /// Products not to recommend (e.g. the product a "similar" list is for).
     pub exclude: Vec<Uuid>,
+    /// The language the explanations are written in (the shopper's).
+    pub language: ReplyLanguage,
 }
 
 /// Each signal, normalised to [0, 1] over the candidates, and the weighted total.
@@ -53,11 +57,17 @@ pub struct RecommendedProduct {
     pub stock: i32,
     pub image_url: Option<String>,
     pub score: ScoreBreakdown,
-    /// Why, in one sentence built from the score breakdown ("matches 'waterproof', under
-    /// ₩100,000").
+    /// Why, in one sentence built from the score breakdown, in the request's language
+    /// ("Matches 'waterproof', under ₩100,000" / "'방수'와 일치해요 · ₩100,000 이하예요").
     pub explanation: String,
     /// The individual reasons the explanation is made of.
     pub reasons: Vec<String>,
+    /// Empty when the product meets the request. When nothing met every hard constraint, the
+    /// list relaxes them (the colour and brand exclusions, price, stock, category, in that
+    /// order) and each product names the ones it breaks; its explanation starts with how
+    /// ("above your ₩50,000 limit (₩59,000)").
+    #[serde(default)]
+    pub outside_request: Vec<HardConstraint>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,10 +2,12 @@
 //! min-max normalisation, the weighted total, MMR diversity and explanations from the
 //! breakdown.
 
+use crate::analysis::ReplyLanguage;
 use crate::catalog::money::Currency;
 use crate::config::ScoreNormalisation;
 use crate::db::entities::product;
-use crate::intent::ShoppingIntent;
+use crate::intent::{HardConstraint, ShoppingIntent};
+use crate::recommend::explanation::{Explanation, Reason};
 use crate::recommend::{RecommendedProduct, ScoreBreakdown};
 use serde_json::Value;
 use uuid::Uuid;
@@ -49,7 +51,7 @@ pub struct Candidate {
     pub popularity: f32,
     /// The member's item that contributed most to `collaborative`, by title.
     pub bought_with: Option<String>,
-    pub matched: Vec<String>,
+    pub matched: Vec<Reason>,
     pub intent: f32,
 }
 
@@ -67,36 +69,79 @@ fn string_list(attributes: &Value, key: &str) -> Vec<String> {
 
 /// Whether the product passes every hard constraint of the intent.
 pub fn passes_filters(intent: &ShoppingIntent, product: &product::Model) -> bool {
-    if intent.in_stock_only && product.stock <= 0 {
-        return false;
-    }
-    if !intent.category_matches(&product.category) {
-        return false;
-    }
-    if let Some(range) = &intent.price_range {
-        match product.price_minor {
-            Some(price) if range.contains(price) => {}
-            _ => return false,
+    HardConstraint::RELAXATION_ORDER
+        .iter()
+        .all(|constraint| !breaks(intent, *constraint, product))
+}
+
+/// The hard constraints of the intent the product breaks, in relaxation order.
+pub fn broken_constraints(
+    intent: &ShoppingIntent,
+    product: &product::Model,
+) -> Vec<HardConstraint> {
+    HardConstraint::RELAXATION_ORDER
+        .into_iter()
+        .filter(|constraint| breaks(intent, *constraint, product))
+        .collect()
+}
+
+/// Whether the product breaks one hard constraint of the intent (the only place the filter
+/// rules live).
+fn breaks(intent: &ShoppingIntent, constraint: HardConstraint, product: &product::Model) -> bool {
+    match constraint {
+        HardConstraint::InStock => intent.in_stock_only && product.stock <= 0,
+        HardConstraint::Category => !intent.category_matches(&product.category),
+        HardConstraint::Price => intent.price_range.is_some_and(|range| {
+            product
+                .price_minor
+                .is_none_or(|price| !range.contains(price))
+        }),
+        HardConstraint::ExcludedBrand => product.brand.as_ref().is_some_and(|brand| {
+            intent
+                .excluded_brands
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(brand))
+        }),
+        HardConstraint::ExcludedColor => {
+            // A product whose only colours are excluded is out; one that also comes in an
+            // allowed colour stays.
+            let colors = string_list(&product.attributes, "colors");
+            !intent.excluded_colors.is_empty()
+                && !colors.is_empty()
+                && colors.iter().all(|c| intent.excluded_colors.contains(c))
         }
     }
-    if let Some(brand) = &product.brand {
-        if intent
-            .excluded_brands
-            .iter()
-            .any(|b| b.eq_ignore_ascii_case(brand))
-        {
-            return false;
-        }
-    }
-    if !intent.excluded_colors.is_empty() {
-        let colors = string_list(&product.attributes, "colors");
-        // A product whose only colours are excluded is out; one that also comes in an
-        // allowed colour stays.
-        if !colors.is_empty() && colors.iter().all(|c| intent.excluded_colors.contains(c)) {
-            return false;
-        }
-    }
-    true
+}
+
+/// How a product outside the request breaks it, for its explanation.
+fn outside_reasons(
+    intent: &ShoppingIntent,
+    broken: &[HardConstraint],
+    product: &product::Model,
+) -> Vec<Reason> {
+    broken
+        .iter()
+        .filter_map(|constraint| match constraint {
+            HardConstraint::Price => {
+                let range = intent.price_range?;
+                Some(match product.price_minor {
+                    None => Reason::NoPrice,
+                    Some(price) => match (range.min_minor, range.max_minor) {
+                        (_, Some(limit)) if price > limit => Reason::AbovePrice { limit, price },
+                        (Some(floor), _) => Reason::BelowPrice { floor, price },
+                        _ => return None,
+                    },
+                })
+            }
+            HardConstraint::ExcludedColor => Some(Reason::ExcludedColors(string_list(
+                &product.attributes,
+                "colors",
+            ))),
+            HardConstraint::ExcludedBrand => product.brand.clone().map(Reason::ExcludedBrand),
+            HardConstraint::InStock => Some(Reason::OutOfStock),
+            HardConstraint::Category => Some(Reason::OtherCategory(product.category.clone())),
+        })
+        .collect()
 }
 
 /// How well the product matches the soft preferences: the share of wanted styles, colours,
@@ -106,7 +151,7 @@ pub fn intent_match(
     intent: &ShoppingIntent,
     profile: &ShoppingIntent,
     product: &product::Model,
-) -> (f32, Vec<String>) {
+) -> (f32, Vec<Reason>) {
     let styles = string_list(&product.attributes, "style");
     let colors = string_list(&product.attributes, "colors");
     let text = format!(
@@ -124,28 +169,28 @@ pub fn intent_match(
             wanted += 1.0;
             if text.contains(keyword.as_str()) {
                 hits += 1.0;
-                reasons.push(format!("matches '{keyword}'"));
+                reasons.push(Reason::Matches(keyword.clone()));
             }
         }
         for style in &source.styles {
             wanted += 1.0;
             if styles.contains(style) {
                 hits += 1.0;
-                reasons.push(format!("{style} style"));
+                reasons.push(Reason::Style(style.clone()));
             }
         }
         for color in &source.colors {
             wanted += 1.0;
             if colors.contains(color) {
                 hits += 1.0;
-                reasons.push(format!("comes in {color}"));
+                reasons.push(Reason::Color(color.clone()));
             }
         }
         for wanted_brand in &source.brands {
             wanted += 1.0;
             if wanted_brand.eq_ignore_ascii_case(&brand) {
                 hits += 1.0;
-                reasons.push(format!("from {brand}"));
+                reasons.push(Reason::Brand(brand.clone()));
             }
         }
         if !source.categories.is_empty() && source.category_matches(&product.category) {
@@ -317,64 +362,60 @@ pub fn diversify(
     picked
 }
 
-/// The reasons and the one-sentence explanation, from the breakdown and real facts.
+/// The reasons for a card, from the breakdown and real facts; a product outside the request
+/// (`broken` not empty) says first how it breaks it.
 pub fn explain(
     candidate: &Candidate,
     score: &ScoreBreakdown,
     intent: &ShoppingIntent,
     has_query: bool,
     popular_in: Option<&str>,
-) -> (String, Vec<String>) {
-    let mut reasons: Vec<String> = candidate.matched.iter().take(2).cloned().collect();
-    if let (Some(range), Some(currency)) = (
-        intent.price_range,
-        candidate.product.currency.trim().parse::<Currency>().ok(),
-    ) {
-        match (range.min_minor, range.max_minor) {
-            (Some(min), Some(max)) => reasons.push(format!(
-                "between {} and {}",
-                currency.format(min),
-                currency.format(max)
-            )),
-            (None, Some(max)) => reasons.push(format!("under {}", currency.format(max))),
-            (Some(min), None) => reasons.push(format!("from {}", currency.format(min))),
-            (None, None) => {}
+    broken: &[HardConstraint],
+) -> Explanation {
+    let product = &candidate.product;
+    let mut reasons = outside_reasons(intent, broken, product);
+    reasons.extend(candidate.matched.iter().take(2).cloned());
+    if let Some(range) = intent.price_range {
+        if !broken.contains(&HardConstraint::Price) && !range.is_unbounded() {
+            reasons.push(Reason::WithinPrice(range));
         }
     }
     if score.collaborative >= 0.5 {
         match (&candidate.bought_with, popular_in) {
             (Some(title), _) if candidate.collaborative > 0.0 => {
-                reasons.push(format!("often bought with {title}"))
+                reasons.push(Reason::BoughtWith(title.clone()))
             }
-            (_, Some(category)) => reasons.push(format!("popular in {category}")),
-            _ if candidate.popularity > 0.0 => reasons.push("popular right now".into()),
+            (_, Some(category)) => reasons.push(Reason::PopularIn(category.to_string())),
+            _ if candidate.popularity > 0.0 => reasons.push(Reason::PopularNow),
             _ => {}
         }
     }
     if score.content >= 0.5 && candidate.content > 0.0 {
         reasons.push(if has_query {
-            "close to what you asked for".into()
+            Reason::CloseToQuery
         } else {
-            "similar to what you like".into()
+            Reason::SimilarToTaste
         });
     }
     if reasons.is_empty() {
-        reasons.push(format!("a pick from {}", candidate.product.category));
+        reasons.push(Reason::PickFrom(product.category.clone()));
     }
-    let mut explanation = reasons.join(", ");
-    if let Some(first) = explanation.get(..1) {
-        explanation = first.to_uppercase() + &explanation[1..];
+    Explanation {
+        reasons,
+        currency: product.currency.trim().parse::<Currency>().ok(),
     }
-    (explanation, reasons)
 }
 
-/// The response item for a scored candidate.
+/// The response item for a scored candidate, explained in `language`; `outside_request`:
+/// the hard constraints it breaks (empty when it meets the request).
 pub fn to_recommended(
     candidate: &Candidate,
     score: ScoreBreakdown,
-    explanation: String,
-    reasons: Vec<String>,
+    explanation: &Explanation,
+    language: ReplyLanguage,
+    outside_request: Vec<HardConstraint>,
 ) -> RecommendedProduct {
+    let (explanation, reasons) = explanation.render(language);
     let p = &candidate.product;
     RecommendedProduct {
         id: p.id,
@@ -396,6 +437,7 @@ pub fn to_recommended(
         score,
         explanation,
         reasons,
+        outside_request,
     }
 }
 

@@ -118,6 +118,7 @@ fn product(title: &str, price: i64, stock: i32) -> RecommendedProduct {
         score: ScoreBreakdown::default(),
         explanation: String::new(),
         reasons: Vec::new(),
+        outside_request: Vec::new(),
     }
 }
 

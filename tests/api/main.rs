@@ -3,6 +3,7 @@
 
 mod authz;
 mod chat_e2e;
+mod chat_language;
 mod chat_learning;
 mod chat_support;
 mod chat_ws;
