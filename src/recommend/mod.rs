@@ -3,6 +3,7 @@
 
 pub mod cf;
 pub mod engine;
+pub mod lexical;
 pub mod query_cache;
 pub mod scoring;
 
