@@ -1,6 +1,7 @@
 //! The two searches: a member's (or, for the shop, anyone's) messages by text, and products by
 //! text and meaning (BM25 + kNN on the query embedding, summed by the server), with highlights.
 
+use super::mappings::BIGRAMS;
 use super::{IndexKind, SearchClient, SearchError};
 use chrono::{DateTime, Utc};
 use elasticsearch::http::Method;
@@ -79,10 +80,13 @@ pub async fn search_messages(
         "size": query.limit,
         "_source": { "excludes": ["embedding"] },
         "query": { "bool": {
-            "must": [{ "match": { "content": { "query": query.text } } }],
+            "must": [{ "multi_match": {
+                "query": query.text,
+                "fields": ["content", format!("content.{BIGRAMS}")]
+            }}],
             "filter": filters
         }},
-        "highlight": { "fields": { "content": {} } }
+        "highlight": { "fields": { "content": {}, format!("content.{BIGRAMS}"): {} } }
     });
     run_search(client, IndexKind::Messages, &body, |hit| {
         let source = &hit["_source"];
@@ -120,11 +124,18 @@ pub async fn search_products(
         "query": { "bool": {
             "must": [{ "multi_match": {
                 "query": query.text,
-                "fields": ["title^2", "description", "brand", "category"]
+                "fields": [
+                    "title^2", format!("title.{BIGRAMS}^2"),
+                    "description", format!("description.{BIGRAMS}"),
+                    "brand", "category"
+                ]
             }}],
             "filter": filter
         }},
-        "highlight": { "fields": { "title": {}, "description": {} } }
+        "highlight": { "fields": {
+            "title": {}, format!("title.{BIGRAMS}"): {},
+            "description": {}, format!("description.{BIGRAMS}"): {}
+        }}
     });
     if let Some(vector) = &query.embedding {
         body["knn"] = json!({
@@ -184,9 +195,19 @@ fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
+/// The highlighted fragments of `field`: those of the field itself, or else of its Hangul
+/// bigrams (a Korean word matched inside a longer form is only highlighted there).
 fn highlights(hit: &Value, field: &str) -> Vec<String> {
-    hit["highlight"][field]
-        .as_array()
-        .map(|fragments| fragments.iter().map(text).collect())
-        .unwrap_or_default()
+    let fragments = |name: &str| -> Vec<String> {
+        hit["highlight"][name]
+            .as_array()
+            .map(|fragments| fragments.iter().map(text).collect())
+            .unwrap_or_default()
+    };
+    let whole_words = fragments(field);
+    if whole_words.is_empty() {
+        fragments(&format!("{field}.{BIGRAMS}"))
+    } else {
+        whole_words
+    }
 }
