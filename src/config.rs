@@ -97,7 +97,9 @@ pub struct ElasticsearchSettings {
     /// Prepended to every index and alias name.
     pub index_prefix: String,
     /// Analyzer type for message and product text: `nori` (Elasticsearch with the Korean
-    /// plugin), `cjk` (bigrams; what the local server offers) or `standard`.
+    /// plugin, production), `cjk` (bigrams on Elasticsearch; the local noida-db accepts it but
+    /// tokenises like `standard`) or `standard`. Korean matching inside words does not depend
+    /// on it: every text field also has a Hangul-bigram sub-field (`search::mappings`).
     pub text_analyzer: String,
     /// Deadline of one search-server request.
     pub request_timeout_ms: u64,

@@ -14,6 +14,7 @@ mod m20261124_000003_events;
 mod m20261124_000004_event_consumers;
 mod m20261124_000005_product_tombstones;
 mod m20261124_000006_product_fulltext;
+mod m20261203_000007_korean_lexical;
 mod m20261203_000021_embedding_model;
 
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_event_consumers::Migration),
             Box::new(m20261124_000005_product_tombstones::Migration),
             Box::new(m20261124_000006_product_fulltext::Migration),
+            Box::new(m20261203_000007_korean_lexical::Migration),
             Box::new(m20261203_000021_embedding_model::Migration),
         ]
     }

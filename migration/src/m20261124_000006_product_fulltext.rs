@@ -1,8 +1,8 @@
 use sea_orm_migration::prelude::*;
 
 /// A full-text index for the recommender's lexical signal (English stemming over title,
-/// brand and description). The expression must stay identical to the one the queries use
-/// (`recommend::engine::PRODUCT_TSVECTOR`) or PostgreSQL will not use the index.
+/// brand and description). Superseded by the Korean-aware `products.lexical` column of
+/// m20261203_000007, which drops this index.
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 

@@ -6,6 +6,7 @@
 //! Unjudged products gain 0.
 
 use super::metrics::{ndcg_at_k, Mean};
+use crate::recommend::lexical::lexical_matches;
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::collections::{BTreeMap, HashMap};
@@ -71,34 +72,18 @@ pub fn read_judgments(path: &Path) -> anyhow::Result<Vec<JudgedQuery>> {
         .collect())
 }
 
-/// Lexical-only: PostgreSQL full text over title, brand and description, any query word
-/// (the words OR-ed, English stemming), ordered by `ts_rank`.
+/// Lexical-only: the service's lexical signal (`recommend::lexical`, English stemming plus
+/// Hangul bigrams, any query word), ranked as the engine ranks it.
 pub async fn lexical_top(
     db: &DatabaseConnection,
     query: &str,
     k: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            r#"
-WITH q AS (
-    SELECT to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) AS q
-)
-SELECT p.sku
-FROM products p, q
-WHERE q.q <> ''::tsquery
-  AND to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' || p.description) @@ q.q
-ORDER BY ts_rank(
-    to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' || p.description), q.q
-) DESC, p.sku
-LIMIT $2"#,
-            [query.into(), (k as i64).into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get("", "sku").map_err(Into::into))
-        .collect()
+    Ok(lexical_matches(db, query, k)
+        .await?
+        .into_iter()
+        .map(|m| m.sku)
+        .collect())
 }
 
 /// Content-only: the products nearest to the query embedding (pgvector cosine distance).

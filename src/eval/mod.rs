@@ -528,7 +528,10 @@ async fn esci_in(
     }
     let mut methods: Vec<(String, Vec<Vec<String>>)> = vec![
         ("content only (pgvector cosine)".into(), content),
-        ("lexical only (PostgreSQL ts_rank)".into(), lexical),
+        (
+            "lexical only (the service's lexical signal)".into(),
+            lexical,
+        ),
         ("content + lexical (RRF, c = 60)".into(), fused),
     ];
     let default_variant = HybridVariant {

@@ -13,6 +13,7 @@ use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
 use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
 use crate::recommend::explanation::Reason;
+use crate::recommend::lexical::lexical_matches;
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use sea_orm::{
@@ -26,11 +27,6 @@ use uuid::Uuid;
 
 /// The in-memory CF model, shared by the recommender pool and the `recommendation` group.
 pub type SharedCf = Arc<RwLock<ItemItemModel>>;
-
-/// The document a product is matched against in full text. Identical to the expression of
-/// the `products_fulltext_idx` GIN index (migration m20261124_000006), so the index is used.
-pub const PRODUCT_TSVECTOR: &str =
-    "to_tsvector('english', title || ' ' || coalesce(brand, '') || ' ' || description)";
 
 /// Builds the CF model from every row of `interactions`.
 pub async fn load_cf(db: &DatabaseConnection, config: CfConfig) -> Result<ItemItemModel, DbErr> {
@@ -575,29 +571,14 @@ impl HybridEngine {
             .map_err(unavailable)
     }
 
-    /// Full-text matches of `words` (any of them, English stemming) with their `ts_rank`
-    /// divided by 1 + ln(document length) (normalisation 1, so long descriptions do not win
-    /// by repetition), best first.
+    /// Full-text matches of `words` with their rank, best first (`lexical::lexical_matches`).
     async fn lexical(&self, words: &str, count: usize) -> Result<Vec<(Uuid, f32)>, RecommendError> {
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                self.db.get_database_backend(),
-                format!(
-                    "SELECT id, ts_rank({PRODUCT_TSVECTOR}, q, 1)::real AS rank \
-                     FROM products, \
-                     to_tsquery('english', replace(plainto_tsquery('english', $1)::text, '&', '|')) q \
-                     WHERE q <> ''::tsquery AND {PRODUCT_TSVECTOR} @@ q \
-                     ORDER BY rank DESC, id LIMIT $2"
-                ),
-                [DbValue::from(words.to_string()), DbValue::from(count as i64)],
-            ))
+        Ok(lexical_matches(&self.db, words, count)
             .await
-            .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "rank")?)))
-            .collect::<Result<_, DbErr>>()
-            .map_err(unavailable)
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|m| (m.id, m.rank))
+            .collect())
     }
 
     /// Products within the price, category and stock constraints, best stocked first; with

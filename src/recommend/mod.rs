@@ -4,6 +4,7 @@
 pub mod cf;
 pub mod engine;
 pub mod explanation;
+pub mod lexical;
 pub mod query_cache;
 pub mod scoring;
 

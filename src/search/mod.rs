@@ -39,8 +39,9 @@ impl IndexKind {
     /// The mapping version this build writes; bump it with a mapping change.
     pub fn version(self) -> u32 {
         match self {
-            IndexKind::Messages => 1,
-            IndexKind::Products => 1,
+            // 2: Hangul bigram sub-fields (2026-12-03).
+            IndexKind::Messages => 2,
+            IndexKind::Products => 2,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The two searches: a member's (or, for the shop, anyone's) messages by text, and products by
 //! text and meaning (BM25 + kNN on the query embedding, summed by the server), with highlights.
 
+use super::mappings::BIGRAMS;
 use super::{IndexKind, SearchClient, SearchError};
 use chrono::{DateTime, Utc};
 use elasticsearch::http::Method;
@@ -79,7 +80,10 @@ pub async fn search_messages(
         "size": query.limit,
         "_source": { "excludes": ["embedding"] },
         "query": { "bool": {
-            "must": [{ "match": { "content": { "query": query.text } } }],
+            "must": [{ "multi_match": {
+                "query": query.text,
+                "fields": ["content", format!("content.{BIGRAMS}")]
+            }}],
             "filter": filters
         }},
         "highlight": highlight_request(&["content"])
@@ -120,7 +124,11 @@ pub async fn search_products(
         "query": { "bool": {
             "must": [{ "multi_match": {
                 "query": query.text,
-                "fields": ["title^2", "description", "brand", "category"]
+                "fields": [
+                    "title^2", format!("title.{BIGRAMS}^2"),
+                    "description", format!("description.{BIGRAMS}"),
+                    "brand", "category"
+                ]
             }}],
             "filter": filter
         }},
@@ -186,25 +194,37 @@ fn text(value: &Value) -> String {
 
 /// Highlights come back as HTML: the server escapes the stored text (the `html` encoder)
 /// and wraps each match in `<em>`, so shopper text never becomes live markup in the shop's
-/// back office.
+/// back office. Each field is asked for with its Hangul bigrams, where a Korean word matched
+/// inside a longer form is highlighted.
 fn highlight_request(fields: &[&str]) -> Value {
     let fields: serde_json::Map<String, Value> = fields
         .iter()
-        .map(|field| (field.to_string(), json!({})))
+        .flat_map(|field| [field.to_string(), format!("{field}.{BIGRAMS}")])
+        .map(|name| (name, json!({})))
         .collect();
     json!({ "encoder": "html", "fields": fields })
 }
 
+/// The highlighted fragments of `field`: those of the field itself, or else of its Hangul
+/// bigrams; markup outside the match tags escaped either way.
 fn highlights(hit: &Value, field: &str) -> Vec<String> {
-    hit["highlight"][field]
-        .as_array()
-        .map(|fragments| {
-            fragments
-                .iter()
-                .map(|fragment| only_match_tags(fragment.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default()
+    let fragments = |name: &str| -> Vec<String> {
+        hit["highlight"][name]
+            .as_array()
+            .map(|fragments| {
+                fragments
+                    .iter()
+                    .map(|fragment| only_match_tags(fragment.as_str().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let whole_words = fragments(field);
+    if whole_words.is_empty() {
+        fragments(&format!("{field}.{BIGRAMS}"))
+    } else {
+        whole_words
+    }
 }
 
 /// A fragment with every `<`, `>` and quote escaped except the `<em>`/`</em>` match tags:

@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod import;
+mod lexical;
 mod llm;
 mod model_parity;
 mod openapi;

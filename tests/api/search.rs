@@ -249,6 +249,32 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
 }
 
 #[actix_web::test]
+async fn a_korean_word_is_found_inside_a_longer_form_and_before_a_particle() {
+    let settings = search_settings();
+    let app = spawn_app_with(settings.clone()).await;
+    let carol = token(&settings, "carol");
+    let conversation = Uuid::new_v4();
+    let long_padding = store_message(&app, "carol", conversation, "롱패딩을 찾고 있어요").await;
+    let fridge = store_message(&app, "carol", conversation, "냉장고 정리함도 보여줘").await;
+    assert!(
+        wait_for_hit(&app, &carol, "q=정리함", fridge).await,
+        "both messages indexed"
+    );
+    assert_eq!(
+        hit_ids(&app, &carol, "q=패딩").await,
+        vec![long_padding.to_string()]
+    );
+    assert_eq!(
+        hit_ids(&app, &carol, "q=롱패딩이").await,
+        vec![long_padding.to_string()]
+    );
+    let body: Value = search(&app, &carol, "q=패딩").await.json().await.unwrap();
+    let highlight = body["items"][0]["highlights"][0].as_str().unwrap();
+    assert!(highlight.contains("<em>패딩</em>"), "{highlight}");
+    assert!(hit_ids(&app, &carol, "q=러닝화").await.is_empty());
+}
+
+#[actix_web::test]
 async fn bad_search_requests_are_clear_4xx() {
     let settings = search_settings();
     let app = spawn_app_with(settings.clone()).await;
@@ -329,6 +355,14 @@ async fn products_are_synced_and_found_by_text_and_meaning() {
         .as_str()
         .unwrap()
         .contains("<em>"));
+    // Korean words run together and before a particle (the Hangul-bigram sub-fields).
+    let body: Value = app
+        .get("/api/search/products?q=등산자켓을")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"][0]["product_id"], jacket["id"]);
     // Category filter: the jacket is not in home/.
     let body: Value = app
         .get("/api/search/products?q=waterproof&category=home")
