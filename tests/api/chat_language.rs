@@ -150,11 +150,17 @@ async fn issue_21_examples_on_the_demo_catalog() {
     import::run(&chat.app.db, ImportSource::Demo, 100, false)
         .await
         .unwrap();
-    let model = Settings::load(None).unwrap().model;
+    let model = Settings::load(None).unwrap().content_model();
     let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
-    embed_products(&chat.app.db, Scope::Missing, |t| embedder.embed(t), false)
-        .await
-        .unwrap();
+    embed_products(
+        &chat.app.db,
+        Scope::Missing,
+        embedder.model_id(),
+        |t| embedder.embed_as(convrec::ml::TextKind::Passage, t),
+        false,
+    )
+    .await
+    .unwrap();
     for message in [
         "만원 이하 간식",
         "다이어트 도시락 만오천원 이하",
