@@ -1,6 +1,7 @@
 //! Building the application: connect the dependencies, start the actors, bind the server.
 
-use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor, RedisPool};
+use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor};
+use crate::actors::embedding::start_embeddings;
 use crate::actors::search_indexer::SearchIndexer;
 use crate::config::{ModelSettings, Settings};
 use crate::embeddings::EmbeddingService;
@@ -9,6 +10,7 @@ use crate::http::{self, AppState};
 use crate::identity::MemberTokens;
 use crate::metrics::Metrics;
 use crate::ml::Embedder;
+use crate::redis::{RedisKeys, RedisPool};
 use crate::search::metrics::SearchMetrics;
 use crate::search::SearchClient;
 use actix::{Actor, Addr};
@@ -26,7 +28,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
-    pub events: crate::events::Events,
+    pub events: crate::actors::event_backbone::Events,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,18 +61,6 @@ pub enum StartupError {
     Language(#[from] crate::llm::BuildError),
 }
 
-pub fn redis_pool(
-    settings: &crate::config::RedisSettings,
-) -> Result<bb8::Pool<bb8_redis::RedisConnectionManager>, StartupError> {
-    let manager = bb8_redis::RedisConnectionManager::new(settings.url.expose_secret())
-        .map_err(StartupError::Redis)?;
-    // Unchecked: the service starts (degraded) while Redis is down and recovers by itself.
-    Ok(bb8::Pool::builder()
-        .max_size(settings.pool_size)
-        .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        .build_unchecked(manager))
-}
-
 pub fn elasticsearch_client(
     settings: &crate::config::ElasticsearchSettings,
 ) -> Result<elasticsearch::Elasticsearch, StartupError> {
@@ -85,7 +75,7 @@ pub fn elasticsearch_client(
 pub async fn load_model(settings: &ModelSettings) -> Result<Box<dyn Embedder>, StartupError> {
     let dir = settings.dir.clone();
     let loading = settings.clone();
-    actix_web::rt::task::spawn_blocking(move || crate::ml::bert::load_embedder(&loading))
+    actix_web::rt::task::spawn_blocking(move || crate::ml::load_embedder(&loading))
         .await
         .map_err(|e| StartupError::Io(std::io::Error::other(e)))?
         .map_err(|source| StartupError::Model { dir, source })
@@ -119,7 +109,7 @@ fn start_monitor(
     .start())
 }
 
-/// The chat: its metrics, the session registry and the message pipeline over the intent
+/// The chat: its metrics and the message pipeline over the intent
 /// analyser, the hybrid recommender and the reply writer.
 fn start_chat(
     settings: &Settings,
@@ -127,13 +117,10 @@ fn start_chat(
     embeddings: &EmbeddingService,
     ranker: Arc<dyn crate::recommend::ProductRanker>,
     analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
-    writer: Arc<dyn crate::intent::ReplyWriter>,
+    writer: Arc<dyn crate::reply::ReplyWriter>,
     metrics: &Metrics,
 ) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
-    let sessions =
-        crate::actors::session_registry::SessionRegistry::new(chat_metrics.sessions_active.clone())
-            .start();
     let pipeline = crate::chat::ChatPipeline::new(
         db.clone(),
         embeddings.clone(),
@@ -144,8 +131,7 @@ fn start_chat(
         chat_metrics.clone(),
     );
     crate::chat::ChatState {
-        pipeline: Some(Arc::new(pipeline)),
-        sessions,
+        pipeline: Arc::new(pipeline),
         metrics: chat_metrics,
     }
 }
@@ -242,21 +228,22 @@ impl Application {
             crate::db::migrate(&db).await?;
         }
         let metrics = Metrics::new();
-        let redis = redis_pool(&settings.redis)?;
+        let redis = crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?;
+        let keys = RedisKeys::new(&settings.redis.key_prefix);
         let monitor = start_monitor(&settings, &db, &redis, &metrics)?;
-        let start_embeddings = |model| {
-            EmbeddingService::start(
+        let start = |model| {
+            start_embeddings(
                 model,
                 &settings.embedding,
                 redis.clone(),
-                &settings.redis.key_prefix,
+                keys.clone(),
                 metrics.clone(),
             )
         };
-        let embeddings = start_embeddings(api_model);
+        let (embeddings, embedding_batcher) = start(api_model);
         // Each model has its own workers, batcher and cache keys (the model id is in them).
         let content_embeddings = content_model
-            .map(start_embeddings)
+            .map(|model| start(model).0)
             .unwrap_or_else(|| embeddings.clone());
 
         let search = start_search(&settings, &db, &content_embeddings, &metrics).await?;
@@ -277,20 +264,19 @@ impl Application {
                 db: db.clone(),
                 redis: redis.clone(),
                 embeddings: content_embeddings.clone(),
-                keys: crate::actors::analytics::AnalyticsKeys::new(&settings.redis.key_prefix),
+                keys: keys.clone(),
                 settings: reco.clone(),
                 cf: cf.clone(),
             },
-            &settings.redis.key_prefix,
             crate::actors::recommender::RecommenderMetrics::register(&metrics.registry)
                 .expect("recommender metrics registered once"),
         );
 
         let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
-        let events = crate::events::start(
+        let events = crate::actors::event_backbone::start(
             &settings,
             &db,
-            redis_pool(&settings.redis)?,
+            crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?,
             &metrics.registry,
             search.indexer.clone().recipient(),
             Some(cf),
@@ -298,7 +284,6 @@ impl Application {
         )
         .await
         .map_err(StartupError::Kafka)?;
-        let events_data = events.http.clone();
         let search_data = web::Data::new(search.http);
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -322,7 +307,9 @@ impl Application {
             metrics,
             monitor,
             redis,
+            keys,
             embeddings,
+            embedding_batcher,
             content_embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
@@ -337,7 +324,6 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .app_data(events_data.clone())
                 .app_data(search_data.clone())
                 .app_data(limiter.clone())
                 .wrap(from_fn(http::rate_limit::limit_requests))

@@ -10,10 +10,10 @@
 //! failure Redis is left alone for a moment, so an outage costs one timeout per
 //! [`BACKOFF_AFTER_FAILURE`], not one per request.
 
-use crate::actors::dependency_monitor::RedisPool;
 use crate::metrics::Metrics;
+use crate::redis::RedisKeys;
+use crate::redis::RedisPool;
 use redis::FromRedisValue;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ pub const BACKOFF_AFTER_FAILURE: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct EmbeddingCache {
     pool: RedisPool,
-    prefix: String,
+    keys: RedisKeys,
     model_id: Arc<str>,
     dimension: usize,
     ttl_secs: u64,
@@ -41,7 +41,7 @@ pub struct CacheCounts {
 }
 
 pub struct CacheConfig {
-    pub key_prefix: String,
+    pub keys: RedisKeys,
     pub model_id: Arc<str>,
     pub dimension: usize,
     pub ttl_secs: u64,
@@ -52,7 +52,7 @@ impl EmbeddingCache {
     pub fn new(pool: RedisPool, config: CacheConfig, metrics: Metrics) -> Self {
         Self {
             pool,
-            prefix: config.key_prefix,
+            keys: config.keys,
             model_id: config.model_id,
             dimension: config.dimension,
             ttl_secs: config.ttl_secs.max(1),
@@ -63,7 +63,7 @@ impl EmbeddingCache {
     }
 
     pub fn key(&self, text: &str) -> String {
-        cache_key(&self.prefix, &self.model_id, text)
+        self.keys.embedding(&self.model_id, text)
     }
 
     /// The cached vector of each key, `None` for a miss. Everything is a miss when Redis
@@ -132,7 +132,7 @@ impl EmbeddingCache {
     }
 
     fn stats_key(&self, name: &str) -> String {
-        format!("{}stats:{name}", self.prefix)
+        self.keys.embedding_cache_counter(name)
     }
 
     /// Runs `pipe` within the deadline; `None` (counted and logged) when Redis fails, is
@@ -164,14 +164,6 @@ impl EmbeddingCache {
         tracing::warn!(operation, %error, "embedding cache unavailable; going on uncached");
         None
     }
-}
-
-pub fn cache_key(prefix: &str, model_id: &str, text: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(model_id.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(text.as_bytes());
-    format!("{prefix}embed:{}", hex::encode(hasher.finalize()))
 }
 
 pub fn encode(vector: &[f32]) -> Vec<u8> {
@@ -224,19 +216,26 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn keys_hash_the_model_and_the_text_apart() {
-        let key = cache_key("t:", "minilm@abc", "wool socks");
+        let key = RedisKeys::new("t:").embedding("minilm@abc", "wool socks");
         let expected = {
             let digest = Sha256::digest(b"minilm@abc\0wool socks");
             format!("t:embed:{}", hex::encode(digest))
         };
         assert_eq!(key, expected);
         assert_eq!(key.len(), "t:embed:".len() + 64);
-        assert_ne!(key, cache_key("t:", "other-model", "wool socks"));
+        assert_ne!(
+            key,
+            RedisKeys::new("t:").embedding("other-model", "wool socks")
+        );
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(cache_key("", "ab", "c"), cache_key("", "a", "bc"));
+        assert_ne!(
+            RedisKeys::new("").embedding("ab", "c"),
+            RedisKeys::new("").embedding("a", "bc")
+        );
     }
 
     #[test]

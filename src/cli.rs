@@ -184,8 +184,7 @@ async fn reembed(
     db: &sea_orm::DatabaseConnection,
     scope: Scope,
 ) -> anyhow::Result<u64> {
-    let embedder =
-        BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.content_model())?);
+    let embedder = BlockingEmbedder::new(crate::ml::load_embedder(&settings.content_model())?);
     embed_products(
         db,
         scope,

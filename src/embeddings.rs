@@ -1,19 +1,33 @@
-//! Embeddings as the rest of the service uses them: the Redis cache in front of the batcher,
-//! which feeds the pool of model workers.
+//! Embeddings as the rest of the service uses them: the Redis cache in front of a vector
+//! source (in the service, the batcher that feeds the pool of model workers).
 
-use crate::actors::dependency_monitor::RedisPool;
-use crate::actors::embedding::{start_pool, EmbeddingActor};
-use crate::actors::embedding_batcher::{
-    BatchError, BatchPolicy, BatcherStats, Embed, EmbeddingBatcher, GetBatcherStats,
-};
-use crate::cache::{CacheConfig, EmbeddingCache};
-use crate::config::EmbeddingSettings;
+use crate::cache::EmbeddingCache;
 use crate::metrics::Metrics;
 use crate::ml::{Embedder, TextKind, TextPrompts};
-use actix::{Actor, Addr};
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+
+/// Why a request got no vectors. `Clone` because one failed batch answers every request in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbeddingError {
+    #[error("the embedding queue is full ({waiting} texts waiting, capacity {capacity})")]
+    Overloaded { waiting: usize, capacity: usize },
+    #[error("the embedding workers are not running")]
+    Unavailable,
+    #[error("embedding failed: {0}")]
+    Failed(String),
+}
+
+/// Computes the vectors the cache does not have: the batcher in front of the model workers
+/// (`actors::embedding_batcher`), or a model called in place in unit tests.
+pub trait VectorSource: Send + Sync {
+    /// The vectors of `texts`, in their order.
+    fn compute(
+        &self,
+        texts: Vec<String>,
+    ) -> BoxFuture<'static, Result<Vec<Vec<f32>>, EmbeddingError>>;
+}
 
 /// What callers may want to know about the loaded model.
 #[derive(Debug, Clone)]
@@ -23,6 +37,17 @@ pub struct ModelInfo {
     pub max_tokens: usize,
     /// What the model wants before queries and passages (see [`EmbeddingService::embed_as`]).
     pub prompts: TextPrompts,
+}
+
+impl ModelInfo {
+    pub fn of(model: &dyn Embedder) -> Self {
+        Self {
+            id: model.model_id().into(),
+            dimension: model.dimension(),
+            max_tokens: model.max_tokens(),
+            prompts: model.prompts().clone(),
+        }
+    }
 }
 
 /// Vectors in the order of the texts, and which of them came from the cache.
@@ -38,60 +63,28 @@ impl Embedded {
     }
 }
 
+/// Embeddings as the rest of the service uses them: the cache, then the vector source for
+/// what it does not have.
 #[derive(Clone)]
 pub struct EmbeddingService {
-    pub pool: Addr<EmbeddingActor>,
-    pub batcher: Addr<EmbeddingBatcher>,
-    pub cache: EmbeddingCache,
+    source: Arc<dyn VectorSource>,
+    pub cache: Option<EmbeddingCache>,
     pub model: ModelInfo,
     metrics: Metrics,
 }
 
 impl EmbeddingService {
-    /// Starts the worker pool (a copy of `model` per worker) and the batcher in front of it.
-    pub fn start(
-        model: Box<dyn Embedder>,
-        settings: &EmbeddingSettings,
-        redis: RedisPool,
-        key_prefix: &str,
+    /// Vectors from `source`, cached in `cache` (none in unit tests).
+    pub fn new(
+        model: ModelInfo,
+        source: Arc<dyn VectorSource>,
+        cache: Option<EmbeddingCache>,
         metrics: Metrics,
     ) -> Self {
-        let info = ModelInfo {
-            id: model.model_id().into(),
-            dimension: model.dimension(),
-            max_tokens: model.max_tokens(),
-            prompts: model.prompts().clone(),
-        };
-        let pool = start_pool(model.as_ref(), settings.workers, settings.max_batch_tokens);
-        let batcher = EmbeddingBatcher::new(
-            pool.clone().recipient(),
-            BatchPolicy::from(settings),
-            metrics.clone(),
-        )
-        .start();
-        let cache = EmbeddingCache::new(
-            redis,
-            CacheConfig {
-                key_prefix: key_prefix.to_string(),
-                model_id: info.id.clone(),
-                dimension: info.dimension,
-                ttl_secs: settings.cache_ttl_secs,
-                timeout: Duration::from_millis(settings.cache_timeout_ms),
-            },
-            metrics.clone(),
-        );
-        tracing::info!(
-            model = %info.id,
-            workers = settings.workers,
-            max_batch_size = settings.max_batch_size,
-            max_wait_ms = settings.max_wait_ms,
-            "embedding workers started"
-        );
         Self {
-            pool,
-            batcher,
+            source,
             cache,
-            model: info,
+            model,
             metrics,
         }
     }
@@ -102,7 +95,7 @@ impl EmbeddingService {
         &self,
         kind: TextKind,
         texts: Vec<String>,
-    ) -> Result<Embedded, BatchError> {
+    ) -> Result<Embedded, EmbeddingError> {
         let texts = texts
             .iter()
             .map(|text| self.model.prompts.apply(kind, text))
@@ -113,9 +106,15 @@ impl EmbeddingService {
     /// Vectors for `texts` exactly as given, from the cache where possible; the rest are
     /// computed (each distinct text once) and cached.
     #[tracing::instrument(skip_all, fields(texts = texts.len()))]
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, BatchError> {
-        let keys: Vec<String> = texts.iter().map(|t| self.cache.key(t)).collect();
-        let mut vectors = self.cache.get_many(&keys).await;
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbeddingError> {
+        let keys: Vec<String> = match &self.cache {
+            Some(cache) => texts.iter().map(|t| cache.key(t)).collect(),
+            None => texts.clone(),
+        };
+        let mut vectors = match &self.cache {
+            Some(cache) => cache.get_many(&keys).await,
+            None => vec![None; texts.len()],
+        };
         let cached: Vec<bool> = vectors.iter().map(Option::is_some).collect();
         let hits = cached.iter().filter(|c| **c).count() as u64;
         let misses = texts.len() as u64 - hits;
@@ -143,10 +142,7 @@ impl EmbeddingService {
         let fresh = if to_embed.is_empty() {
             Vec::new()
         } else {
-            self.batcher
-                .send(Embed { texts: to_embed })
-                .await
-                .map_err(|_| BatchError::Unavailable)??
+            self.source.compute(to_embed).await?
         };
         let entries: Vec<(&str, &[f32])> = first_positions
             .iter()
@@ -155,7 +151,9 @@ impl EmbeddingService {
             .collect();
         // Awaited (one round trip, within the cache deadline), so the caller's next request
         // finds what this one computed and the counters are exact.
-        self.cache.put_many(&entries, hits, misses).await;
+        if let Some(cache) = &self.cache {
+            cache.put_many(&entries, hits, misses).await;
+        }
         for (position, slot) in wanted {
             vectors[position] = Some(fresh[slot].clone());
         }
@@ -164,11 +162,63 @@ impl EmbeddingService {
             cached,
         })
     }
+}
 
-    pub async fn batcher_stats(&self) -> Result<BatcherStats, BatchError> {
-        self.batcher
-            .send(GetBatcherStats)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Vectors computed in place, counting the texts it was asked for.
+    #[derive(Default)]
+    struct CountingSource {
+        texts: AtomicUsize,
+    }
+
+    impl VectorSource for CountingSource {
+        fn compute(
+            &self,
+            texts: Vec<String>,
+        ) -> BoxFuture<'static, Result<Vec<Vec<f32>>, EmbeddingError>> {
+            self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+            let vectors = texts
+                .iter()
+                .map(|t| vec![t.chars().count() as f32])
+                .collect();
+            Box::pin(async move { Ok(vectors) })
+        }
+    }
+
+    fn service(source: Arc<CountingSource>, prompts: TextPrompts) -> EmbeddingService {
+        let model = ModelInfo {
+            id: "test".into(),
+            dimension: 1,
+            max_tokens: 16,
+            prompts,
+        };
+        EmbeddingService::new(model, source, None, Metrics::new())
+    }
+
+    #[tokio::test]
+    async fn each_distinct_text_is_computed_once_and_answers_keep_their_order() {
+        let source = Arc::new(CountingSource::default());
+        let embedded = service(source.clone(), TextPrompts::default())
+            .embed(vec!["ab".into(), "abc".into(), "ab".into()])
             .await
-            .map_err(|_| BatchError::Unavailable)
+            .unwrap();
+        assert_eq!(embedded.vectors, vec![vec![2.0], vec![3.0], vec![2.0]]);
+        assert_eq!(embedded.cached_count(), 0);
+        assert_eq!(source.texts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn queries_get_the_models_query_prompt() {
+        let source = Arc::new(CountingSource::default());
+        let prompts = TextPrompts::new("query: ", "passage: ");
+        let embedded = service(source, prompts)
+            .embed_as(TextKind::Query, vec!["패딩".into()])
+            .await
+            .unwrap();
+        assert_eq!(embedded.vectors, vec![vec![9.0]]);
     }
 }

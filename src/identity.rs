@@ -7,8 +7,69 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-/// Longest member id a token may carry (the `members.id` column is text; this keeps keys sane).
-pub const MAX_MEMBER_ID_LEN: usize = 128;
+/// A shop's member id, checked once wherever it enters (a token's `sub`, a path, a body):
+/// 1 to [`MemberId::MAX_BYTES`] bytes of UTF-8 — bytes, not characters, so a Korean id holds at
+/// most 42 syllables of 3 bytes — not blank, without control characters (PostgreSQL text
+/// cannot hold NUL, and Redis keys and logs stay readable). No token can carry any other id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MemberId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberIdError {
+    #[error("the member id must be 1 to {max} bytes of UTF-8 (a Korean syllable takes 3), not {bytes}", max = MemberId::MAX_BYTES)]
+    Length { bytes: usize },
+    #[error("the member id is blank")]
+    Blank,
+    #[error("the member id contains control characters")]
+    ControlCharacters,
+}
+
+impl MemberId {
+    pub const MAX_BYTES: usize = 128;
+
+    pub fn parse(raw: impl Into<String>) -> Result<Self, MemberIdError> {
+        let raw = raw.into();
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES {
+            return Err(MemberIdError::Length { bytes: raw.len() });
+        }
+        if raw.trim().is_empty() {
+            return Err(MemberIdError::Blank);
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(MemberIdError::ControlCharacters);
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for MemberId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for MemberId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MemberClaims {
@@ -23,7 +84,7 @@ pub struct MemberClaims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// A shopper: may touch only their own data.
-    Member(String),
+    Member(MemberId),
     /// The shop's backend (service token): may read any member's data.
     Shop,
 }
@@ -33,14 +94,14 @@ impl Caller {
     pub fn may_access(&self, member_id: &str) -> bool {
         match self {
             Caller::Shop => true,
-            Caller::Member(own) => own == member_id,
+            Caller::Member(own) => own.as_str() == member_id,
         }
     }
 
     /// The member id of a shopper; `None` for the shop.
     pub fn member_id(&self) -> Option<&str> {
         match self {
-            Caller::Member(id) => Some(id),
+            Caller::Member(id) => Some(id.as_str()),
             Caller::Shop => None,
         }
     }
@@ -93,10 +154,10 @@ impl MemberTokens {
 
     pub fn issue_with_ttl(&self, member_id: &str, ttl_secs: u64) -> Result<String, TokenError> {
         let secret = self.secret.as_ref().ok_or(TokenError::Disabled)?;
-        validate_member_id(member_id)?;
+        let member_id = MemberId::parse(member_id).map_err(invalid)?;
         let now = now_secs();
         let claims = MemberClaims {
-            sub: member_id.to_string(),
+            sub: member_id.into_string(),
             exp: now + ttl_secs,
             iat: now,
         };
@@ -110,7 +171,7 @@ impl MemberTokens {
 
     /// The member id of a valid, unexpired token signed with our secret (HS256 only: a token
     /// naming another algorithm, `none` included, is refused).
-    pub fn verify(&self, token: &str) -> Result<String, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<MemberId, TokenError> {
         let secret = self.secret.as_ref().ok_or(TokenError::Disabled)?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
@@ -124,31 +185,12 @@ impl MemberTokens {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid(e.to_string()),
         })?;
-        validate_member_id(&data.claims.sub)?;
-        Ok(data.claims.sub)
+        MemberId::parse(data.claims.sub).map_err(invalid)
     }
 }
 
-/// Why `member_id` cannot be a member's id (no token can carry it), for a 400; `None` if it can.
-pub fn member_id_problem(member_id: &str) -> Option<String> {
-    match validate_member_id(member_id) {
-        Err(TokenError::Invalid(reason)) => Some(reason),
-        _ => None,
-    }
-}
-
-fn validate_member_id(member_id: &str) -> Result<(), TokenError> {
-    if member_id.trim().is_empty() || member_id.len() > MAX_MEMBER_ID_LEN {
-        return Err(TokenError::Invalid(format!(
-            "the member id must be 1 to {MAX_MEMBER_ID_LEN} bytes"
-        )));
-    }
-    if member_id.chars().any(char::is_control) {
-        return Err(TokenError::Invalid(
-            "the member id contains control characters".into(),
-        ));
-    }
-    Ok(())
+fn invalid(error: MemberIdError) -> TokenError {
+    TokenError::Invalid(error.to_string())
 }
 
 fn now_secs() -> u64 {
@@ -170,6 +212,32 @@ mod tests {
             member_token_ttl_secs: 60,
             demo_tokens: false,
         })
+    }
+
+    #[test]
+    fn member_ids_are_bounded_in_bytes_so_every_valid_one_fits_a_token() {
+        let korean_42 = "가".repeat(42);
+        assert_eq!(
+            MemberId::parse(korean_42.clone()).unwrap(),
+            korean_42.as_str()
+        );
+        assert_eq!(
+            MemberId::parse("가".repeat(50)),
+            Err(MemberIdError::Length { bytes: 150 })
+        );
+        assert!(MemberId::parse("a".repeat(128)).is_ok());
+        assert!(MemberId::parse("a".repeat(129)).is_err());
+        assert_eq!(MemberId::parse(""), Err(MemberIdError::Length { bytes: 0 }));
+        assert_eq!(MemberId::parse("  "), Err(MemberIdError::Blank));
+        assert_eq!(
+            MemberId::parse("m\0"),
+            Err(MemberIdError::ControlCharacters)
+        );
+        // What parses, a token carries.
+        let t = tokens("s3cret");
+        let token = t.issue(&korean_42).unwrap();
+        assert_eq!(t.verify(&token).unwrap(), korean_42.as_str());
+        assert!(t.issue(&"가".repeat(50)).is_err());
     }
 
     #[test]
@@ -219,7 +287,7 @@ mod tests {
 
     #[test]
     fn members_reach_only_their_own_data_and_the_shop_reaches_all() {
-        let alice = Caller::Member("alice".into());
+        let alice = Caller::Member(MemberId::parse("alice").unwrap());
         assert!(alice.may_access("alice"));
         assert!(!alice.may_access("bob"));
         assert!(Caller::Shop.may_access("bob"));

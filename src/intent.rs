@@ -244,27 +244,6 @@ pub trait IntentAnalyzer: Send + Sync {
     ) -> BoxFuture<'a, AnalyzedIntent>;
 }
 
-/// What the reply writer sees: the shopper's message, what was understood, and the products
-/// the recommender chose. A reply names only these products, with their real price and stock.
-#[derive(Debug, Clone, Copy)]
-pub struct ReplyContext<'a> {
-    pub message: &'a str,
-    pub intent: &'a ShoppingIntent,
-    pub products: &'a [crate::recommend::RecommendedProduct],
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WrittenReply {
-    pub text: String,
-    pub source: IntentSource,
-}
-
-/// Writes the short assistant reply in the shopper's language. Never fails: an implementation
-/// that calls a remote model falls back to a template.
-pub trait ReplyWriter: Send + Sync {
-    fn write<'a>(&'a self, context: ReplyContext<'a>) -> BoxFuture<'a, WrittenReply>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,5 +21,8 @@ pub mod llm;
 pub mod metrics;
 pub mod ml;
 pub mod recommend;
+pub mod redis;
+pub mod reply;
+pub mod retry;
 pub mod search;
 pub mod telemetry;

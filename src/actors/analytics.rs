@@ -4,12 +4,11 @@
 //! category, so `fashion` includes `fashion/outerwear`). Each event is applied exactly once:
 //! a Lua script sets the event's marker and increments the scores atomically.
 
-use crate::actors::dependency_monitor::RedisPool;
 use crate::events::apply::{ApplyError, ApplyEvent};
-use crate::events::envelope::{EventType, InteractionPayload};
+use crate::events::envelope::InteractionPayload;
+use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// How often trending scores are decayed.
 pub const DECAY_INTERVAL: Duration = Duration::from_secs(60);
@@ -43,46 +42,6 @@ end
 return 0
 "#;
 
-/// The Redis key names, with the deployment's key prefix.
-#[derive(Debug, Clone)]
-pub struct AnalyticsKeys {
-    prefix: String,
-}
-
-impl AnalyticsKeys {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_string(),
-        }
-    }
-
-    pub fn trending(&self) -> String {
-        format!("{}rec:trending", self.prefix)
-    }
-
-    pub fn popular(&self, category: &str) -> String {
-        format!("{}rec:popular:category:{category}", self.prefix)
-    }
-
-    fn applied(&self, event_id: Uuid) -> String {
-        format!("{}events:applied:analytics:{event_id}", self.prefix)
-    }
-
-    fn decay_lock(&self) -> String {
-        format!("{}rec:trending:decay-lock", self.prefix)
-    }
-}
-
-/// The weight of one interaction: a view 1, a cart add 3, an order 5 per unit.
-pub fn weight(event_type: EventType, quantity: i32) -> f64 {
-    match event_type {
-        EventType::ProductViewed => 1.0,
-        EventType::CartAdded => 3.0,
-        EventType::OrderCompleted => 5.0 * f64::from(quantity.max(1)),
-        _ => 0.0,
-    }
-}
-
 /// `a/b/c` → `a`, `a/b`, `a/b/c`.
 pub fn category_levels(category: &str) -> Vec<&str> {
     category
@@ -95,7 +54,7 @@ pub fn category_levels(category: &str) -> Vec<&str> {
 
 pub struct Analytics {
     redis: RedisPool,
-    keys: AnalyticsKeys,
+    keys: RedisKeys,
     half_life: Duration,
     /// How long an event's "applied" marker is kept (the longest redelivery window).
     marker_ttl: Duration,
@@ -104,13 +63,13 @@ pub struct Analytics {
 impl Analytics {
     pub fn new(
         redis: RedisPool,
-        key_prefix: &str,
+        keys: RedisKeys,
         half_life: Duration,
         marker_ttl: Duration,
     ) -> Self {
         Self {
             redis,
-            keys: AnalyticsKeys::new(key_prefix),
+            keys,
             half_life,
             marker_ttl,
         }
@@ -129,7 +88,7 @@ impl Analytics {
                         .arg(DECAY_SCRIPT)
                         .arg(2)
                         .arg(keys.trending())
-                        .arg(keys.decay_lock())
+                        .arg(keys.trending_decay_lock())
                         .arg(factor)
                         .arg(MIN_TRENDING_SCORE)
                         .arg((DECAY_INTERVAL.as_millis() as u64).saturating_sub(1000))
@@ -173,14 +132,17 @@ impl Handler<ApplyEvent> for Analytics {
             let levels = category_levels(&payload.category);
             cmd.arg(APPLY_SCRIPT)
                 .arg(2 + levels.len())
-                .arg(keys.applied(msg.event.event_id))
+                .arg(keys.analytics_applied(msg.event.event_id))
                 .arg(keys.trending());
             for level in levels {
                 cmd.arg(keys.popular(level));
             }
-            cmd.arg(ttl)
-                .arg(payload.product_id.to_string())
-                .arg(weight(msg.event.event_type, payload.quantity));
+            cmd.arg(ttl).arg(payload.product_id.to_string()).arg(
+                msg.event
+                    .event_type
+                    .interaction_kind()
+                    .map_or(0.0, |kind| kind.counted_weight(payload.quantity)),
+            );
             let mut conn = redis
                 .get()
                 .await
@@ -194,28 +156,6 @@ impl Handler<ApplyEvent> for Analytics {
     }
 }
 
-/// The top `limit` products of a ZSet, best first, with their scores.
-pub async fn top_products(
-    redis: &RedisPool,
-    key: &str,
-    limit: usize,
-) -> Result<Vec<(Uuid, f64)>, String> {
-    let mut conn = redis.get().await.map_err(|e| e.to_string())?;
-    let stop = limit.max(1) as isize - 1;
-    let pairs: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(stop)
-        .arg("WITHSCORES")
-        .query_async(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(pairs
-        .into_iter()
-        .filter_map(|(id, score)| Uuid::parse_str(&id).ok().map(|id| (id, score)))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,15 +167,5 @@ mod tests {
             vec!["fashion", "fashion/outerwear", "fashion/outerwear/padding"]
         );
         assert_eq!(category_levels("books"), vec!["books"]);
-    }
-
-    #[test]
-    fn orders_weigh_more_than_views() {
-        assert_eq!(weight(EventType::ProductViewed, 1), 1.0);
-        assert_eq!(weight(EventType::OrderCompleted, 2), 10.0);
-        assert_eq!(
-            AnalyticsKeys::new("p:").popular("a/b"),
-            "p:rec:popular:category:a/b"
-        );
     }
 }

@@ -4,12 +4,11 @@
 //! and pushes `ack`, `typing` and `reply` frames as the turn progresses. A turn that fails,
 //! panics included, becomes an `error` frame and is counted; the session goes on.
 
-use crate::actors::session_registry::{RegisterSession, SessionRegistry, UnregisterSession};
 use crate::chat::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use crate::chat::store::{self, Conversation};
 use crate::chat::{authorize_conversation, validate_text, ChatError, ChatMetrics, ChatPipeline};
 use crate::config::ChatSettings;
-use crate::identity::Caller;
+use crate::identity::{Caller, MemberId};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use futures::FutureExt;
@@ -29,15 +28,14 @@ struct QueuedMessage {
 
 pub struct ChatSession {
     id: Uuid,
-    member_id: String,
+    member_id: MemberId,
     /// Where messages without a `conversation_id` go; set by resume or by the first message.
     conversation: Option<Conversation>,
     /// The conversation to resume when the socket opens (`/ws?conversation=`), already
     /// checked to be the member's.
     resume_on_start: Option<Conversation>,
-    pipeline: Option<Arc<ChatPipeline>>,
+    pipeline: Arc<ChatPipeline>,
     db: DatabaseConnection,
-    registry: Addr<SessionRegistry>,
     metrics: ChatMetrics,
     settings: ChatSettings,
     queue: VecDeque<QueuedMessage>,
@@ -48,15 +46,14 @@ pub struct ChatSession {
 
 /// What a session needs besides its member.
 pub struct SessionDeps {
-    pub pipeline: Option<Arc<ChatPipeline>>,
+    pub pipeline: Arc<ChatPipeline>,
     pub db: DatabaseConnection,
-    pub registry: Addr<SessionRegistry>,
     pub metrics: ChatMetrics,
     pub settings: ChatSettings,
 }
 
 impl ChatSession {
-    pub fn new(member_id: String, resume: Option<Conversation>, deps: SessionDeps) -> Self {
+    pub fn new(member_id: MemberId, resume: Option<Conversation>, deps: SessionDeps) -> Self {
         Self {
             id: Uuid::new_v4(),
             member_id,
@@ -64,7 +61,6 @@ impl ChatSession {
             resume_on_start: resume,
             pipeline: deps.pipeline,
             db: deps.db,
-            registry: deps.registry,
             metrics: deps.metrics,
             settings: deps.settings,
             queue: VecDeque::new(),
@@ -206,15 +202,7 @@ impl ChatSession {
         let Some(queued) = self.queue.pop_front() else {
             return;
         };
-        let Some(pipeline) = self.pipeline.clone() else {
-            self.reject(
-                ctx,
-                "unavailable",
-                "the chat pipeline is not running on this server",
-                queued.client_id,
-            );
-            return self.start_next_turn(ctx);
-        };
+        let pipeline = self.pipeline.clone();
         self.busy = true;
         let turn = Turn {
             session: ctx.address(),
@@ -236,7 +224,7 @@ impl ChatSession {
 struct Turn {
     session: Addr<ChatSession>,
     session_id: Uuid,
-    member_id: String,
+    member_id: MemberId,
     current: Option<Conversation>,
     db: DatabaseConnection,
     pipeline: Arc<ChatPipeline>,
@@ -350,11 +338,7 @@ impl Actor for ChatSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(session = %self.id, member = %self.member_id, "chat socket opened");
-        self.registry.do_send(RegisterSession {
-            session_id: self.id,
-            member_id: self.member_id.clone(),
-            addr: ctx.address(),
-        });
+        self.metrics.sessions_active.inc();
         self.heartbeat(ctx);
         if let Some(conversation) = self.resume_on_start.take() {
             self.send_history(conversation, ctx);
@@ -363,9 +347,7 @@ impl Actor for ChatSession {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         tracing::info!(session = %self.id, "chat socket closed");
-        self.registry.do_send(UnregisterSession {
-            session_id: self.id,
-        });
+        self.metrics.sessions_active.dec();
     }
 }
 

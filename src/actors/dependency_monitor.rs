@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// A single probe never takes longer than this.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
+use crate::redis::RedisPool;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -6,9 +6,16 @@
 //! length. Counting happens here, where the texts are tokenised anyway, so the batcher in
 //! front stays pure bookkeeping.
 
+use crate::actors::embedding_batcher::{BatchPolicy, EmbeddingBatcher};
+use crate::cache::{CacheConfig, EmbeddingCache};
+use crate::config::EmbeddingSettings;
+use crate::embeddings::{EmbeddingService, ModelInfo};
+use crate::metrics::Metrics;
 use crate::ml::{EmbedError, Embedder};
+use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Embeds `texts` in one go; the vectors come back in the same order.
 #[derive(Message)]
@@ -104,6 +111,46 @@ pub fn start_pool(
             .clone_boxed();
         EmbeddingActor::new(copy, max_batch_tokens)
     })
+}
+
+/// Starts the worker pool (a copy of `model` per worker) and the batcher in front of it, and
+/// answers the embedding service over them and the Redis cache, with the batcher (for its
+/// counters).
+pub fn start_embeddings(
+    model: Box<dyn Embedder>,
+    settings: &EmbeddingSettings,
+    redis: RedisPool,
+    keys: RedisKeys,
+    metrics: Metrics,
+) -> (EmbeddingService, Addr<EmbeddingBatcher>) {
+    let info = ModelInfo::of(model.as_ref());
+    let pool = start_pool(model.as_ref(), settings.workers, settings.max_batch_tokens);
+    let batcher = EmbeddingBatcher::new(
+        pool.recipient(),
+        BatchPolicy::from(settings),
+        metrics.clone(),
+    )
+    .start();
+    let cache = EmbeddingCache::new(
+        redis,
+        CacheConfig {
+            keys,
+            model_id: info.id.clone(),
+            dimension: info.dimension,
+            ttl_secs: settings.cache_ttl_secs,
+            timeout: Duration::from_millis(settings.cache_timeout_ms),
+        },
+        metrics.clone(),
+    );
+    tracing::info!(
+        model = %info.id,
+        workers = settings.workers,
+        max_batch_size = settings.max_batch_size,
+        max_wait_ms = settings.max_wait_ms,
+        "embedding workers started"
+    );
+    let service = EmbeddingService::new(info, Arc::new(batcher.clone()), Some(cache), metrics);
+    (service, batcher)
 }
 
 #[cfg(test)]

@@ -12,26 +12,25 @@
 
 use crate::actors::embedding::EmbedBatch;
 use crate::config::EmbeddingSettings;
+use crate::embeddings::{EmbeddingError, VectorSource};
 use crate::metrics::Metrics;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Why a request got no vectors. `Clone` because one failed batch answers every request in it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BatchError {
-    #[error("the embedding queue is full ({waiting} texts waiting, capacity {capacity})")]
-    Overloaded { waiting: usize, capacity: usize },
-    #[error("the embedding workers are not running")]
-    Unavailable,
-    #[error("embedding failed: {0}")]
-    Failed(String),
-}
+pub type EmbedResult = Result<Vec<Vec<f32>>, EmbeddingError>;
 
-pub type EmbedResult = Result<Vec<Vec<f32>>, BatchError>;
+/// The service's vector source: requests wait here to be batched for the model workers.
+impl VectorSource for Addr<EmbeddingBatcher> {
+    fn compute(&self, texts: Vec<String>) -> BoxFuture<'static, EmbedResult> {
+        let sent = self.send(Embed { texts });
+        Box::pin(async move { sent.await.map_err(|_| EmbeddingError::Unavailable)? })
+    }
+}
 
 /// Embeds `texts`; the vectors come back in the same order.
 #[derive(Message)]
@@ -270,12 +269,12 @@ impl EmbeddingBatcher {
                 act.in_flight -= 1;
                 let result = match result {
                     Ok(Ok(vectors)) if vectors.len() == sent => Ok(vectors),
-                    Ok(Ok(vectors)) => Err(BatchError::Failed(format!(
+                    Ok(Ok(vectors)) => Err(EmbeddingError::Failed(format!(
                         "encoder returned {} vectors for {sent} texts",
                         vectors.len()
                     ))),
-                    Ok(Err(e)) => Err(BatchError::Failed(e.to_string())),
-                    Err(_) => Err(BatchError::Unavailable),
+                    Ok(Err(e)) => Err(EmbeddingError::Failed(e.to_string())),
+                    Err(_) => Err(EmbeddingError::Unavailable),
                 };
                 act.complete(segments, result);
                 act.schedule(ctx);
@@ -285,7 +284,7 @@ impl EmbeddingBatcher {
 
     /// Hands a batch's vectors back to the requests it carried, answering each request once
     /// all of its texts are back.
-    fn complete(&mut self, segments: Vec<Segment>, result: Result<Vec<Vec<f32>>, BatchError>) {
+    fn complete(&mut self, segments: Vec<Segment>, result: Result<Vec<Vec<f32>>, EmbeddingError>) {
         let vectors = match result {
             Ok(vectors) => vectors,
             Err(error) => {
@@ -342,7 +341,7 @@ impl Handler<Embed> for EmbeddingBatcher {
             self.publish_depth();
         }
         if !self.admits(count) {
-            let _ = reply.send(Err(BatchError::Overloaded {
+            let _ = reply.send(Err(EmbeddingError::Overloaded {
                 waiting: self.waiting,
                 capacity: self.policy.queue_capacity,
             }));
@@ -394,7 +393,7 @@ impl MessageResponse<EmbeddingBatcher, Embed> for PendingReply {
         actix::spawn(async move {
             tokio::select! {
                 result = answer => {
-                    let _ = tx.send(result.unwrap_or(Err(BatchError::Unavailable)));
+                    let _ = tx.send(result.unwrap_or(Err(EmbeddingError::Unavailable)));
                 }
                 () = tx.closed() => {}
             }
@@ -565,7 +564,7 @@ mod tests {
         let refused = embed(&batcher, texts("c", 1)).await;
         assert_eq!(
             refused,
-            Err(BatchError::Overloaded {
+            Err(EmbeddingError::Overloaded {
                 waiting: 4,
                 capacity: 4
             })
@@ -604,7 +603,7 @@ mod tests {
             embed(&batcher, vec!["fail".into()]),
             embed(&batcher, vec!["fine".into()])
         );
-        assert!(matches!(failed, Err(BatchError::Failed(m)) if m.contains("asked to fail")));
+        assert!(matches!(failed, Err(EmbeddingError::Failed(m)) if m.contains("asked to fail")));
         assert_eq!(fine.unwrap(), vec![TestEmbedder::vector("fine")]);
         let stats = batcher.send(GetBatcherStats).await.unwrap();
         assert_eq!((stats.waiting_texts, stats.in_flight), (0, 0));

@@ -9,6 +9,7 @@ use crate::events::apply::{ApplyError, ApplyEvent};
 use crate::events::envelope::Envelope;
 use crate::events::metrics::EventMetrics;
 use crate::events::topics::ConsumerGroup;
+use crate::retry::Backoff;
 use actix::prelude::*;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -368,6 +369,5 @@ impl Worker {
 }
 
 fn retry_delay(attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(1).min(16);
-    (RETRY_BASE * (1u32 << exp)).min(RETRY_MAX)
+    Backoff::new(RETRY_BASE, RETRY_MAX).delay(attempt)
 }

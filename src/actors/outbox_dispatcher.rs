@@ -14,6 +14,7 @@ use crate::config::{EventsSettings, KafkaSettings};
 use crate::events::metrics::EventMetrics;
 use crate::events::outbox::{DEAD, PENDING, SENT};
 use crate::events::topics;
+use crate::retry::Backoff;
 use actix::prelude::*;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use std::time::Duration;
@@ -167,10 +168,13 @@ impl Actor for OutboxDispatcher {
     }
 }
 
-/// The delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`, at most `max`.
-pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
-    let exp = attempt.saturating_sub(1).min(32);
-    Duration::from_millis(base_ms.saturating_mul(1u64 << exp).min(max_ms))
+/// The delay before retry number `attempt` (1-based), by the outbox's backoff settings.
+fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
+    Backoff::new(
+        Duration::from_millis(base_ms),
+        Duration::from_millis(max_ms),
+    )
+    .delay(attempt)
 }
 
 #[derive(Debug)]

@@ -4,12 +4,16 @@
 //! mirrors it to `user:preference:{id}`, invalidates `rec:user:{id}`, and on an order enqueues
 //! `purchase_pattern.analyzed` in the same transaction.
 
-use crate::actors::dependency_monitor::RedisPool;
+use crate::catalog::attributes::ProductAttributes;
+use crate::catalog::InteractionKind;
 use crate::db::entities::product;
+use crate::db::members::ensure_member;
 use crate::events::apply::{ApplyError, ApplyEvent};
 use crate::events::envelope::{Envelope, EventType};
 use crate::events::outbox;
+use crate::identity::MemberId;
 use crate::intent::{IntentAnalyzer, Sentiment, ShoppingIntent};
+use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -102,27 +106,17 @@ impl PreferenceProfile {
         at: DateTime<Utc>,
     ) {
         self.decay_to(at);
-        let weight = match kind {
-            EventType::OrderCompleted => 5.0,
-            EventType::CartAdded => 3.0,
-            _ => 1.0,
-        };
+        let weight = kind
+            .interaction_kind()
+            .unwrap_or(InteractionKind::View)
+            .weight();
         *self.categories.entry(product.category.clone()).or_default() += weight;
-        let list = |key: &str| -> Vec<String> {
-            match product.attributes.get(key) {
-                Some(serde_json::Value::Array(v)) => v
-                    .iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect(),
-                Some(serde_json::Value::String(s)) => vec![s.clone()],
-                _ => Vec::new(),
-            }
-        };
-        for style in list("style") {
+        let attributes = ProductAttributes::of(&product.attributes);
+        for style in &attributes.styles {
             bump(&mut self.styles, &style);
         }
         if kind != EventType::ProductViewed {
-            if let Some(color) = list("colors").first() {
+            if let Some(color) = attributes.colors.first() {
                 self.note_color(color);
             }
             if let Some(price) = product.price_minor {
@@ -203,7 +197,7 @@ impl PreferenceProfile {
 pub struct PreferenceActor {
     db: DatabaseConnection,
     redis: RedisPool,
-    key_prefix: String,
+    keys: RedisKeys,
     cache_ttl_secs: u64,
     /// `None` until an analyser is wired: messages are then only kept as recent messages.
     analyzer: Option<Arc<dyn IntentAnalyzer>>,
@@ -213,14 +207,14 @@ impl PreferenceActor {
     pub fn new(
         db: DatabaseConnection,
         redis: RedisPool,
-        key_prefix: &str,
+        keys: RedisKeys,
         cache_ttl_secs: u64,
         analyzer: Option<Arc<dyn IntentAnalyzer>>,
     ) -> Self {
         Self {
             db,
             redis,
-            key_prefix: key_prefix.to_string(),
+            keys,
             cache_ttl_secs,
             analyzer,
         }
@@ -254,7 +248,7 @@ impl Handler<ApplyEvent> for PreferenceActor {
     fn handle(&mut self, msg: ApplyEvent, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         let redis = self.redis.clone();
-        let prefix = self.key_prefix.clone();
+        let keys = self.keys.clone();
         let ttl = self.cache_ttl_secs.max(1);
         let analyzer = self.analyzer.clone();
         AtomicResponse::new(Box::pin(
@@ -270,13 +264,13 @@ impl Handler<ApplyEvent> for PreferenceActor {
                     let mut conn = redis.get().await.map_err(|e| e.to_string())?;
                     redis::pipe()
                         .cmd("SET")
-                        .arg(format!("{prefix}user:preference:{member}"))
+                        .arg(keys.member_preference(member))
                         .arg(serde_json::to_string(&profile).unwrap_or_default())
                         .arg("EX")
                         .arg(ttl)
                         .ignore()
                         .cmd("DEL")
-                        .arg(format!("{prefix}rec:user:{member}"))
+                        .arg(keys.member_recommendations(member))
                         .ignore()
                         .query_async::<()>(&mut *conn)
                         .await
@@ -335,15 +329,11 @@ async fn merge(
         _ => return Ok(None),
     };
 
+    let member = MemberId::parse(event.member_id.as_str())
+        .map_err(|e| ApplyError::Invalid(format!("member id: {e}")))?;
     let backend = db.get_database_backend();
     let txn = db.begin().await.map_err(retry)?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO members (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
-        [event.member_id.clone().into()],
-    ))
-    .await
-    .map_err(retry)?;
+    ensure_member(&txn, &member).await.map_err(retry)?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         "INSERT INTO user_preferences (member_id) VALUES ($1) ON CONFLICT (member_id) DO NOTHING",

@@ -3,24 +3,23 @@
 //! (idempotent by nature) and feeds views, cart adds and orders into the in-memory CF model,
 //! so a member's history is current at once (similarities follow at the next rebuild).
 
-use crate::actors::dependency_monitor::RedisPool;
+use crate::catalog::InteractionKind;
 use crate::events::apply::{ApplyError, ApplyEvent};
-use crate::events::envelope::EventType;
-use crate::recommend::cf::InteractionKind;
 use crate::recommend::engine::SharedCf;
+use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 
 pub struct RecommendationCache {
     redis: RedisPool,
-    key_prefix: String,
+    keys: RedisKeys,
     cf: Option<SharedCf>,
 }
 
 impl RecommendationCache {
-    pub fn new(redis: RedisPool, key_prefix: &str) -> Self {
+    pub fn new(redis: RedisPool, keys: RedisKeys) -> Self {
         Self {
             redis,
-            key_prefix: key_prefix.to_string(),
+            keys,
             cf: None,
         }
     }
@@ -41,13 +40,13 @@ impl Handler<ApplyEvent> for RecommendationCache {
 
     fn handle(&mut self, msg: ApplyEvent, _: &mut Self::Context) -> Self::Result {
         let redis = self.redis.clone();
-        let key = format!("{}rec:user:{}", self.key_prefix, msg.event.member_id);
+        let key = self.keys.member_recommendations(&msg.event.member_id);
         if let (Some(cf), Some(Ok(payload))) = (&self.cf, msg.event.interaction()) {
-            let kind = match msg.event.event_type {
-                EventType::CartAdded => InteractionKind::Cart,
-                EventType::OrderCompleted => InteractionKind::Order,
-                _ => InteractionKind::View,
-            };
+            let kind = msg
+                .event
+                .event_type
+                .interaction_kind()
+                .unwrap_or(InteractionKind::View);
             cf.write().expect("CF lock not poisoned").observe(
                 &msg.event.member_id,
                 payload.product_id,

@@ -8,13 +8,13 @@
 //! scoring, MMR) spreads over the cores instead of sharing the system arbiter's one thread,
 //! and a list goes to an idle actor, never behind a slow one.
 
-use crate::actors::dependency_monitor::RedisPool;
 use crate::embeddings::EmbeddingService;
 use crate::ml::TextKind;
 use crate::recommend::cf::ItemItemModel;
 use crate::recommend::engine::{HybridEngine, SharedCf};
 use crate::recommend::query_cache::QueryEmbeddingCache;
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
+use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
@@ -143,7 +143,7 @@ pub struct Recommender {
     _threads: Arc<PoolThreads>,
     waiting: Arc<Semaphore>,
     redis: RedisPool,
-    key_prefix: String,
+    keys: RedisKeys,
     cache_ttl_secs: u64,
     similar_ttl_secs: u64,
     redis_timeout: Duration,
@@ -156,7 +156,7 @@ pub struct Recommender {
 impl Recommender {
     /// Starts `pool_size` actors over `engine` and a task that rebuilds the CF similarities
     /// every `cf_rebuild_interval_secs`.
-    pub fn start(engine: HybridEngine, key_prefix: &str, metrics: RecommenderMetrics) -> Self {
+    pub fn start(engine: HybridEngine, metrics: RecommenderMetrics) -> Self {
         let settings = engine.settings.clone();
         let pool_size = settings.pool_size.max(1);
         let threads: Vec<ArbiterHandle> = (0..pool_size).map(|_| Arbiter::new().handle()).collect();
@@ -196,7 +196,7 @@ impl Recommender {
             _threads: Arc::new(PoolThreads(threads)),
             waiting: Arc::new(Semaphore::new(settings.queue_capacity.max(1))),
             redis: engine.redis.clone(),
-            key_prefix: key_prefix.to_string(),
+            keys: engine.keys.clone(),
             cache_ttl_secs: settings.cache_ttl_secs.max(1),
             similar_ttl_secs: settings.similar_cache_ttl_secs.max(1),
             redis_timeout: Duration::from_millis(settings.cache_timeout_ms.max(1)),
@@ -205,14 +205,6 @@ impl Recommender {
             query_embeddings: QueryEmbeddingCache::new(settings.query_embedding_cache_entries),
             cf,
         }
-    }
-
-    pub fn user_key(&self, member_id: &str) -> String {
-        format!("{}rec:user:{member_id}", self.key_prefix)
-    }
-
-    pub fn similar_key(&self, product_id: Uuid) -> String {
-        format!("{}rec:similar:{product_id}", self.key_prefix)
     }
 
     /// Waits for an idle actor (first come, first served).
@@ -380,7 +372,7 @@ impl Recommender {
         product_id: Uuid,
         limit: usize,
     ) -> Result<Option<Vec<RecommendedProduct>>, RecommendError> {
-        let key = self.similar_key(product_id);
+        let key = self.keys.similar_products(product_id);
         let field = format!("limit={limit}");
         if let Some(hit) = self.cache_get("similar", &key, &field).await {
             return Ok(Some(hit));
@@ -410,7 +402,9 @@ impl ProductRanker for Recommender {
                 return Err(RecommendError::Invalid("limit must be at least 1".into()));
             }
             let cache = match (&request.member_id, Self::variant(&request)) {
-                (Some(member), Some(field)) => Some((self.user_key(member), field)),
+                (Some(member), Some(field)) => {
+                    Some((self.keys.member_recommendations(member), field))
+                }
                 _ => None,
             };
             if let Some((key, field)) = &cache {

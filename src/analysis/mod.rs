@@ -1,12 +1,11 @@
-//! Local intent analysis and reply writing: the rule-based fallback for when no LLM answers.
+//! Local intent analysis: the rule-based analyser for when no LLM answers, and the labels
+//! and language detection that replies and explanations share.
 
 pub mod fallback;
 pub mod labels;
 pub mod language;
 pub mod lexicon;
 pub mod price;
-pub mod template;
 
 pub use fallback::FallbackAnalyzer;
 pub use language::ReplyLanguage;
-pub use template::TemplateReplyWriter;

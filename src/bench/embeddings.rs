@@ -131,7 +131,7 @@ pub fn load_backend(name: &str, model: &ModelSettings) -> anyhow::Result<Box<dyn
     use crate::ml::bert::BertEmbedder;
     let model_dir = model.dir.as_path();
     let embedder: Box<dyn Embedder> = match name {
-        "default" => crate::ml::bert::load_embedder(model)?,
+        "default" => crate::ml::load_embedder(model)?,
         "native" => Box::new(crate::ml::native::NativeEmbedder::load(model_dir)?),
         "burn" => Box::new(BertEmbedder::<crate::ml::bert::CpuBackend>::load(
             model_dir,

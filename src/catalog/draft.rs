@@ -214,7 +214,7 @@ impl ProductDraft {
                 message: format!("numbers must be between -{MAX_ATTRIBUTE_NUMBER:e} and {MAX_ATTRIBUTE_NUMBER:e}"),
             });
         }
-        if let Some(colors) = self.attributes.get("colors") {
+        if let Some(colors) = self.attributes.get(super::attributes::COLORS) {
             let ok = colors
                 .as_array()
                 .is_some_and(|a| a.iter().all(Value::is_string));

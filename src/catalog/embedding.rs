@@ -1,6 +1,7 @@
 //! Product embeddings: which text of a product is embedded, and filling
 //! `products.embedding` in batches.
 
+use crate::catalog::attributes::ProductAttributes;
 use crate::db::entities::product;
 use crate::ml::EmbedError;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,12 +40,10 @@ pub fn product_text(
     if !category.trim().is_empty() && category.trim() != "uncategorized" {
         parts.push(category.trim().to_string());
     }
-    for key in ["colors", "style"] {
-        if let Some(values) = attributes.get(key).and_then(Value::as_array) {
-            let words: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
-            if !words.is_empty() {
-                parts.push(words.join(", "));
-            }
+    let attributes = ProductAttributes::of(attributes);
+    for words in [attributes.colors, attributes.styles] {
+        if !words.is_empty() {
+            parts.push(words.join(", "));
         }
     }
     let description: String = description.trim().chars().take(DESCRIPTION_CHARS).collect();

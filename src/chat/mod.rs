@@ -11,11 +11,9 @@ pub mod store;
 pub use metrics::ChatMetrics;
 pub use pipeline::{ChatPipeline, Reply};
 
-use crate::actors::embedding_batcher::BatchError;
-use crate::actors::session_registry::SessionRegistry;
+use crate::embeddings::EmbeddingError;
 use crate::identity::Caller;
 use crate::recommend::RecommendError;
-use actix::Addr;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
 use store::Conversation;
@@ -24,10 +22,7 @@ use uuid::Uuid;
 /// What the chat keeps in the application state.
 #[derive(Clone)]
 pub struct ChatState {
-    /// The message pipeline; `None` while the service runs without an intent analyser,
-    /// recommender and reply writer (then sending messages answers `unavailable`).
-    pub pipeline: Option<Arc<ChatPipeline>>,
-    pub sessions: Addr<SessionRegistry>,
+    pub pipeline: Arc<ChatPipeline>,
     pub metrics: ChatMetrics,
 }
 
@@ -74,11 +69,11 @@ impl ChatError {
     }
 }
 
-impl From<BatchError> for ChatError {
-    fn from(e: BatchError) -> Self {
+impl From<EmbeddingError> for ChatError {
+    fn from(e: EmbeddingError) -> Self {
         match e {
-            BatchError::Overloaded { .. } => ChatError::Overloaded(e.to_string()),
-            BatchError::Unavailable | BatchError::Failed(_) => {
+            EmbeddingError::Overloaded { .. } => ChatError::Overloaded(e.to_string()),
+            EmbeddingError::Unavailable | EmbeddingError::Failed(_) => {
                 ChatError::Unavailable(e.to_string())
             }
         }

@@ -9,9 +9,10 @@ use crate::chat::store::{self, Conversation, MessageExtras, Role, StoredMessage}
 use crate::chat::{ChatError, ChatMetrics};
 use crate::config::ChatSettings;
 use crate::embeddings::EmbeddingService;
-use crate::intent::{AnalyzedIntent, IntentAnalyzer, ReplyContext, ReplyWriter, ShoppingIntent};
+use crate::intent::{AnalyzedIntent, IntentAnalyzer, ShoppingIntent};
 use crate::ml::TextKind;
 use crate::recommend::{ProductRanker, RecommendRequest, RecommendedProduct};
+use crate::reply::{ReplyContext, ReplyWriter};
 use sea_orm::DatabaseConnection;
 use std::future::Future;
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! The conversation tables: conversations and their messages, written together with their
 //! outbox rows so an event exists exactly when the message does.
 
+use crate::db::members::ensure_member;
 use crate::events::envelope::{Envelope, EventType};
 use crate::events::outbox;
+use crate::identity::MemberId;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, TransactionTrait,
@@ -91,16 +93,6 @@ impl StoredMessage {
 const CONVERSATION_COLUMNS: &str = "id, member_id, title, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, intent, products, created_at";
 
-async fn ensure_member<C: ConnectionTrait>(conn: &C, member_id: &str) -> Result<(), DbErr> {
-    conn.execute_raw(Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        "INSERT INTO members (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
-        [member_id.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// A title from free text: trimmed, one line, at most [`MAX_TITLE_CHARS`].
 pub fn title_from(text: &str) -> Option<String> {
     // Control characters (NUL included, which PostgreSQL refuses) become spaces.
@@ -116,7 +108,7 @@ pub fn title_from(text: &str) -> Option<String> {
 /// Creates a conversation for `member_id` (and the member on first use).
 pub async fn create_conversation(
     db: &DatabaseConnection,
-    member_id: &str,
+    member_id: &MemberId,
     title: Option<String>,
 ) -> Result<Conversation, DbErr> {
     let txn = db.begin().await?;
@@ -128,7 +120,11 @@ pub async fn create_conversation(
                 "INSERT INTO conversations (id, member_id, title) VALUES ($1, $2, $3) \
                  RETURNING {CONVERSATION_COLUMNS}"
             ),
-            [Uuid::now_v7().into(), member_id.into(), title.into()],
+            [
+                Uuid::now_v7().into(),
+                member_id.as_str().into(),
+                title.into(),
+            ],
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotInserted)?;
@@ -273,8 +269,7 @@ pub struct MessageExtras {
 }
 
 /// Stores one message, bumps the conversation's `updated_at` and enqueues its
-/// `conversation.message.created` event, all in one transaction (the member row too, on first
-/// use).
+/// `conversation.message.created` event, all in one transaction.
 pub async fn insert_message(
     db: &DatabaseConnection,
     conversation: &Conversation,
@@ -282,8 +277,8 @@ pub async fn insert_message(
     text: &str,
     extras: MessageExtras,
 ) -> Result<StoredMessage, DbErr> {
+    // The member row exists: the conversation references it.
     let txn = db.begin().await?;
-    ensure_member(&txn, &conversation.member_id).await?;
     let id = Uuid::now_v7();
     // clock_timestamp(), not now(): two messages of one turn must not share a timestamp.
     let row = txn

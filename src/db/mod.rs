@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting, creating the database on first use, and migrating.
 
 pub mod entities;
+pub mod members;
 
 use crate::config::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};

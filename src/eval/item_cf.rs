@@ -2,7 +2,8 @@
 //! Online Retail training split.
 
 use super::online_retail::RetailSplit;
-use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::catalog::InteractionKind;
+use crate::recommend::cf::{CfConfig, ItemItemModel};
 use std::collections::HashMap;
 use uuid::Uuid;
 

@@ -497,8 +497,7 @@ async fn esci_in(
         eprintln!("reusing the {existing} products already in the evaluation database");
     }
     // The content model (multilingual when configured), as the service's recommender uses.
-    let embedder =
-        BlockingEmbedder::new(crate::ml::bert::load_embedder(&settings.content_model())?);
+    let embedder = BlockingEmbedder::new(crate::ml::load_embedder(&settings.content_model())?);
     let embedded = embed_products(
         &db,
         Scope::Missing,
@@ -619,14 +618,14 @@ async fn service_hybrid_lists(
     use crate::recommend::RecommendRequest;
 
     let key_prefix = format!("eval:{}:", uuid::Uuid::new_v4());
-    let redis = crate::app::redis_pool(&settings.redis)?;
-    let metrics = crate::metrics::Metrics::new();
-    let embeddings = crate::embeddings::EmbeddingService::start(
+    let keys = crate::redis::RedisKeys::new(&key_prefix);
+    let redis = crate::redis::connect(&settings.redis)?;
+    let (embeddings, _) = crate::actors::embedding::start_embeddings(
         crate::app::load_model(&settings.content_model()).await?,
         &settings.embedding,
         redis.clone(),
-        &key_prefix,
-        metrics.clone(),
+        keys.clone(),
+        crate::metrics::Metrics::new(),
     );
     let reco = &settings.recommender;
     let cf = crate::recommend::engine::load_cf(
@@ -656,7 +655,7 @@ async fn service_hybrid_lists(
             db: db.clone(),
             redis: redis.clone(),
             embeddings: embeddings.clone(),
-            keys: crate::actors::analytics::AnalyticsKeys::new(&key_prefix),
+            keys: keys.clone(),
             settings: tuned,
             cf: cf.clone(),
         };

@@ -15,12 +15,13 @@
 
 use super::online_retail::RetailSplit;
 use super::HybridVariant;
-use crate::actors::analytics::AnalyticsKeys;
+use crate::catalog::InteractionKind;
 use crate::config::Settings;
 use crate::intent::ShoppingIntent;
-use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::recommend::cf::{CfConfig, ItemItemModel};
 use crate::recommend::engine::HybridEngine;
 use crate::recommend::RecommendRequest;
+use crate::redis::RedisKeys;
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::collections::{HashMap, HashSet};
@@ -91,7 +92,7 @@ impl RetailDb {
                 count("SELECT count(*) AS n FROM interactions").await?
             );
         }
-        let embedder = crate::ml::blocking::BlockingEmbedder::new(crate::ml::bert::load_embedder(
+        let embedder = crate::ml::blocking::BlockingEmbedder::new(crate::ml::load_embedder(
             &settings.content_model(),
         )?);
         let embedded = crate::catalog::embedding::embed_products(
@@ -174,7 +175,7 @@ impl RetailDb {
             neighbours_per_item: reco.cf_neighbours_per_item,
             ..CfConfig::default()
         });
-        // Popularity as the recommender's database fallback weighs it (orders 5 × quantity),
+        // Popularity as the recommender's database fallback weighs it (`InteractionKind::counted_weight`),
         // written to the analytics ZSets the engine reads first, so that in the validation
         // split no later order counts.
         let mut popularity: HashMap<Uuid, f64> = HashMap::new();
@@ -182,11 +183,7 @@ impl RetailDb {
         for (member, item, kind, quantity, at) in &interactions {
             model.observe(member, *item, *kind, *quantity, *at);
             sold.insert(*item);
-            *popularity.entry(*item).or_default() += match kind {
-                InteractionKind::Order => 5.0 * f64::from(*quantity),
-                InteractionKind::Cart => 3.0,
-                InteractionKind::View => 1.0,
-            };
+            *popularity.entry(*item).or_default() += kind.counted_weight(*quantity);
         }
         model.rebuild(cutoff_secs);
         let cf = Arc::new(RwLock::new(model));
@@ -199,8 +196,8 @@ impl RetailDb {
             .collect();
 
         let key_prefix = format!("eval:{}:", Uuid::new_v4());
-        let keys = AnalyticsKeys::new(&key_prefix);
-        let redis = crate::app::redis_pool(&settings.redis)?;
+        let keys = RedisKeys::new(&key_prefix);
+        let redis = crate::redis::connect(&settings.redis)?;
         seed_popularity(
             &redis,
             &[
@@ -210,11 +207,11 @@ impl RetailDb {
             &popularity,
         )
         .await?;
-        let embeddings = crate::embeddings::EmbeddingService::start(
+        let (embeddings, _) = crate::actors::embedding::start_embeddings(
             crate::app::load_model(&settings.content_model()).await?,
             &settings.embedding,
             redis.clone(),
-            &key_prefix,
+            keys.clone(),
             crate::metrics::Metrics::new(),
         );
 
@@ -275,7 +272,7 @@ impl RetailDb {
 }
 
 async fn seed_popularity(
-    redis: &crate::actors::dependency_monitor::RedisPool,
+    redis: &crate::redis::RedisPool,
     keys: &[String],
     scores: &HashMap<Uuid, f64>,
 ) -> anyhow::Result<()> {
@@ -295,7 +292,7 @@ async fn seed_popularity(
 }
 
 /// Deletes this run's keys (ZSets and cached query embeddings); best effort.
-async fn clear_prefix(redis: &crate::actors::dependency_monitor::RedisPool, prefix: &str) {
+async fn clear_prefix(redis: &crate::redis::RedisPool, prefix: &str) {
     let Ok(mut conn) = redis.get().await else {
         return;
     };

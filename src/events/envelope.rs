@@ -2,6 +2,7 @@
 //! idempotent consumers, a `type` and `version` to pick the reader, and the member id, which
 //! is also the Kafka key so one member's events stay in order.
 
+use crate::catalog::InteractionKind;
 use crate::events::topics::Topic;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,16 @@ impl EventType {
             EventType::RecommendationServed => Topic::RecommendationEvents,
             EventType::AnalyticsRecorded => Topic::AnalyticsEvents,
             EventType::PurchasePatternAnalyzed => Topic::PurchasePatternAnalyzed,
+        }
+    }
+
+    /// The interaction a behaviour event records; `None` for the other events.
+    pub fn interaction_kind(self) -> Option<InteractionKind> {
+        match self {
+            EventType::ProductViewed => Some(InteractionKind::View),
+            EventType::CartAdded => Some(InteractionKind::Cart),
+            EventType::OrderCompleted => Some(InteractionKind::Order),
+            _ => None,
         }
     }
 }

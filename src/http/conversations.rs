@@ -8,7 +8,7 @@ use crate::http::auth::AuthError;
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::optional_json::OptionalJson;
 use crate::http::AppState;
-use crate::identity::Caller;
+use crate::identity::{Caller, MemberId};
 use crate::intent::AnalyzedIntent;
 use crate::recommend::RecommendedProduct;
 use actix_web::http::StatusCode;
@@ -147,7 +147,9 @@ async fn create_conversation(
     caller: Caller,
     body: OptionalJson<CreateConversationBody>,
 ) -> Result<HttpResponse, ConversationsError> {
-    let member = caller.member_id().ok_or(ConversationsError::MemberOnly)?;
+    let Caller::Member(member) = &caller else {
+        return Err(ConversationsError::MemberOnly);
+    };
     let title = match body.into_inner().and_then(|b| b.title) {
         None => None,
         Some(raw) if raw.chars().count() > store::MAX_TITLE_CHARS => {
@@ -209,11 +211,8 @@ async fn list_conversations(
     let member = match (&caller, query.member_id) {
         (Caller::Member(own), None) => own.clone(),
         (_, Some(named)) => {
-            if let Some(problem) = crate::identity::member_id_problem(&named) {
-                return Err(ConversationsError::InvalidParameter(format!(
-                    "member_id: {problem}"
-                )));
-            }
+            let named = MemberId::parse(named)
+                .map_err(|e| ConversationsError::InvalidParameter(format!("member_id: {e}")))?;
             crate::http::auth::require_access(&caller, &named)?;
             named
         }
@@ -353,7 +352,7 @@ struct TurnBody {
         (status = 403, description = "`forbidden`: another member's conversation, or the service token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
         (status = 429, description = "`overloaded`", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the chat pipeline is not running", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the model, the recommender or the database did not answer", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(member = ?caller.member_id(), conversation = %path))]
@@ -367,9 +366,7 @@ async fn post_message(
         return Err(ConversationsError::MemberOnly);
     }
     let conversation = authorize_conversation(&state.db, &caller, path.into_inner()).await?;
-    let pipeline = state.chat.pipeline.clone().ok_or_else(|| {
-        ChatError::Unavailable("the chat pipeline is not running on this server".into())
-    })?;
+    let pipeline = &state.chat.pipeline;
     let text = validate_text(&body.text, state.settings.chat.max_message_chars)?;
     let message = pipeline.accept(&conversation, text).await?;
     let Reply {

@@ -1,8 +1,9 @@
 //! The embedding API of the seed's ML service: `POST /embed`, `POST /batch-embed`,
 //! `POST /similarity` and `GET /stats`.
 
-use crate::actors::embedding_batcher::BatchError;
+use crate::actors::embedding_batcher::GetBatcherStats;
 use crate::config::EmbeddingSettings;
+use crate::embeddings::EmbeddingError;
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::ml::cosine;
@@ -57,12 +58,12 @@ impl EmbeddingsError {
     }
 }
 
-impl From<BatchError> for EmbeddingsError {
-    fn from(error: BatchError) -> Self {
+impl From<EmbeddingError> for EmbeddingsError {
+    fn from(error: EmbeddingError) -> Self {
         match error {
-            BatchError::Overloaded { .. } => EmbeddingsError::Overloaded,
-            BatchError::Unavailable => EmbeddingsError::ModelUnavailable,
-            BatchError::Failed(message) => EmbeddingsError::Failed(message),
+            EmbeddingError::Overloaded { .. } => EmbeddingsError::Overloaded,
+            EmbeddingError::Unavailable => EmbeddingsError::ModelUnavailable,
+            EmbeddingError::Failed(message) => EmbeddingsError::Failed(message),
         }
     }
 }
@@ -373,8 +374,16 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, EmbeddingsErr
     let service = &state.embeddings;
     let settings = &state.settings.embedding;
     let metrics = &state.metrics;
-    let batcher = service.batcher_stats().await?;
-    let ((hits, misses), scope) = match service.cache.counts().await {
+    let batcher = state
+        .embedding_batcher
+        .send(GetBatcherStats)
+        .await
+        .map_err(|_| EmbeddingError::Unavailable)?;
+    let counts = match &service.cache {
+        Some(cache) => cache.counts().await,
+        None => None,
+    };
+    let ((hits, misses), scope) = match counts {
         Some(counts) => ((counts.hits, counts.misses), "redis"),
         None => (metrics.cache_lookups(), "instance"),
     };

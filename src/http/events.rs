@@ -5,12 +5,13 @@
 //! from the outbox.
 
 use crate::catalog::FieldError;
+use crate::db::members::ensure_member;
 use crate::events::envelope::{Envelope, EventType, InteractionPayload};
 use crate::events::outbox;
 use crate::http::auth::require_access;
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
-use crate::identity::Caller;
+use crate::identity::{Caller, MemberId};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
@@ -19,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub const MAX_MEMBER_ID_CHARS: usize = 128;
 pub const MAX_ORDER_ID_CHARS: usize = 128;
 pub const MAX_QUANTITY: i32 = 1000;
 /// How far in the future `occurred_at` may be (clock skew between shop and service).
@@ -69,7 +69,7 @@ pub struct ShopEventBody {
 #[derive(Debug)]
 struct ShopEvent {
     kind: ShopEventKind,
-    member_id: String,
+    member_id: MemberId,
     product_id: Uuid,
     quantity: i32,
     order_id: Option<String>,
@@ -79,24 +79,15 @@ struct ShopEvent {
 impl ShopEventBody {
     fn validate(self, now: DateTime<Utc>) -> Result<ShopEvent, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let member_id = self.member_id.trim().to_string();
-        if member_id.is_empty()
-            || member_id.chars().count() > MAX_MEMBER_ID_CHARS
-            || member_id.chars().any(char::is_control)
-        {
-            errors.push(FieldError {
-                field: "member_id",
-                message: format!(
-                    "must be 1 to {MAX_MEMBER_ID_CHARS} characters, none of them control characters"
-                ),
-            });
-        } else if member_id.chars().any(char::is_control) {
-            // No member token can name such a member (and PostgreSQL refuses NUL).
-            errors.push(FieldError {
-                field: "member_id",
-                message: "must not contain control characters".into(),
-            });
-        }
+        // The rule every member token obeys: an id no token can carry is refused here.
+        let member_id = MemberId::parse(self.member_id.trim())
+            .map_err(|e| {
+                errors.push(FieldError {
+                    field: "member_id",
+                    message: e.to_string(),
+                })
+            })
+            .ok();
         let quantity = self.quantity.unwrap_or(1);
         if !(1..=MAX_QUANTITY).contains(&quantity) {
             errors.push(FieldError {
@@ -137,9 +128,9 @@ impl ShopEventBody {
                 message: "must not be in the future".into(),
             });
         }
-        if !errors.is_empty() {
+        let (Some(member_id), true) = (member_id, errors.is_empty()) else {
             return Err(errors);
-        }
+        };
         Ok(ShopEvent {
             kind: self.kind,
             member_id,
@@ -245,7 +236,7 @@ async fn store_event(state: &AppState, event: ShopEvent) -> Result<HttpResponse,
     };
     let mut envelope = Envelope::new(
         event.kind.event_type(),
-        &event.member_id,
+        event.member_id.as_str(),
         serde_json::to_value(&payload).expect("payload serialises"),
     );
     envelope.occurred_at = event.occurred_at;
@@ -276,16 +267,6 @@ async fn product_category(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<
     row.map(|r| r.try_get("", "category")).transpose()
 }
 
-async fn ensure_member(txn: &DatabaseTransaction, member_id: &str) -> Result<(), DbErr> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        txn.get_database_backend(),
-        "INSERT INTO members (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
-        [member_id.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Writes the order line; `false` when the order already has this product.
 async fn insert_order_line(
     txn: &DatabaseTransaction,
@@ -299,7 +280,7 @@ async fn insert_order_line(
              VALUES ($1, $2, 'order', $3, $4, $5) \
              ON CONFLICT (source_ref, product_id, kind) WHERE source_ref IS NOT NULL DO NOTHING",
             [
-                event.member_id.clone().into(),
+                event.member_id.as_str().into(),
                 event.product_id.into(),
                 event.quantity.into(),
                 order_id.into(),

@@ -18,11 +18,13 @@ pub mod search;
 pub mod trending;
 pub mod ws;
 
-use crate::actors::dependency_monitor::{DependencyMonitor, RedisPool};
+use crate::actors::dependency_monitor::DependencyMonitor;
+use crate::actors::embedding_batcher::EmbeddingBatcher;
 use crate::config::Settings;
 use crate::embeddings::EmbeddingService;
 use crate::identity::MemberTokens;
 use crate::metrics::Metrics;
+use crate::redis::{RedisKeys, RedisPool};
 use actix::Addr;
 use actix_web::{middleware, web};
 use sea_orm::DatabaseConnection;
@@ -35,8 +37,11 @@ pub struct AppState {
     pub metrics: Metrics,
     pub monitor: Addr<DependencyMonitor>,
     pub redis: RedisPool,
+    pub keys: RedisKeys,
     /// The embedding API's model (`POST /embed`, `/batch-embed`, `/similarity`).
     pub embeddings: EmbeddingService,
+    /// The batcher in front of the embedding API's model workers (for `GET /stats`).
+    pub embedding_batcher: Addr<EmbeddingBatcher>,
     /// The model products, messages and shoppers' queries are embedded with: the
     /// multilingual one when configured, else the same service as `embeddings`.
     pub content_embeddings: EmbeddingService,
@@ -46,7 +51,7 @@ pub struct AppState {
     /// Chat message → shopping intent (the LLM, or the local fallback).
     pub analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
     /// Recommended products → the assistant's reply (the LLM, or the template).
-    pub writer: Arc<dyn crate::intent::ReplyWriter>,
+    pub writer: Arc<dyn crate::reply::ReplyWriter>,
     pub chat: crate::chat::ChatState,
 }
 

@@ -133,7 +133,7 @@ fn member_of(req: &ServiceRequest, state: &AppState) -> Result<Option<String>, (
     let Some(token) = token else { return Ok(None) };
     match caller_from_token(&token, &state.settings.security, &state.tokens) {
         Ok(Caller::Shop) => Err(()),
-        Ok(Caller::Member(member)) => Ok(Some(member)),
+        Ok(Caller::Member(member)) => Ok(Some(member.into_string())),
         // The handler answers 401; the request still counts against its IP.
         Err(_) => Ok(None),
     }

@@ -7,7 +7,7 @@ use crate::analysis::ReplyLanguage;
 use crate::http::auth::{require_access, AuthError};
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
-use crate::identity::{Caller, MAX_MEMBER_ID_LEN};
+use crate::identity::{Caller, MemberId};
 use crate::intent::{PriceRange, ShoppingIntent};
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
 use actix_web::http::StatusCode;
@@ -119,11 +119,8 @@ fn limit(requested: Option<usize>) -> Result<usize, RecommendationsError> {
 }
 
 /// A member id that can exist (no token names any other): 400 before any lookup.
-fn check_member_id(member_id: &str) -> Result<(), RecommendationsError> {
-    match crate::identity::member_id_problem(member_id) {
-        Some(problem) => Err(RecommendationsError::BadQuery(problem)),
-        None => Ok(()),
-    }
+fn member_id_from(raw: String) -> Result<MemberId, RecommendationsError> {
+    MemberId::parse(raw).map_err(|e| RecommendationsError::BadQuery(e.to_string()))
 }
 
 /// The request the query string describes, checked; `prices` reads a price out of `q`.
@@ -238,18 +235,15 @@ async fn recommendations(
     path: web::Path<String>,
     query: web::Query<RecommendationsQuery>,
 ) -> Result<HttpResponse, RecommendationsError> {
-    let member_id = path.into_inner();
-    if member_id.is_empty() || member_id.chars().count() > MAX_MEMBER_ID_LEN {
-        return Err(RecommendationsError::BadQuery(format!(
-            "member id must be 1 to {MAX_MEMBER_ID_LEN} characters"
-        )));
-    }
-    check_member_id(&member_id)?;
+    let member_id = member_id_from(path.into_inner())?;
     require_access(&caller, &member_id)?;
     let prices = PriceParser::new(state.settings.llm.usd_krw_rate);
     let request = request_for(&member_id, query.into_inner(), prices)?;
     let items = state.recommender.recommend(request).await?;
-    Ok(HttpResponse::Ok().json(RecommendationList { member_id, items }))
+    Ok(HttpResponse::Ok().json(RecommendationList {
+        member_id: member_id.into_string(),
+        items,
+    }))
 }
 
 /// The member's learned preference profile (`{}` and version 0 before the first event).
@@ -270,8 +264,7 @@ async fn preferences(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, RecommendationsError> {
-    let member_id = path.into_inner();
-    check_member_id(&member_id)?;
+    let member_id = member_id_from(path.into_inner())?.into_string();
     require_access(&caller, &member_id)?;
     let row = crate::db::entities::user_preference::Entity::find_by_id(member_id.clone())
         .one(&state.db)

@@ -210,9 +210,9 @@ async fn messages(
     let member_id = match (&caller, params.member) {
         (Caller::Member(own), Some(other)) => {
             require_access(&caller, &other)?;
-            Some(own.clone())
+            Some(own.to_string())
         }
-        (Caller::Member(own), None) => Some(own.clone()),
+        (Caller::Member(own), None) => Some(own.to_string()),
         (Caller::Shop, member) => member,
     };
     let started = Instant::now();

@@ -1,12 +1,11 @@
 //! `GET /api/trending` and `GET /api/popular?category=`: the analytics group's Redis views
 //! (`rec:trending`, `rec:popular:category:{cat}`), with the products they name.
 
-use crate::actors::analytics::top_products;
 use crate::db::entities::product;
-use crate::events::EventsState;
 use crate::http::error::{error_response, ErrorBody};
 use crate::http::products::ProductView;
 use crate::http::AppState;
+use crate::recommend::popularity::top_products;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
@@ -113,12 +112,11 @@ pub struct RankedPage {
 )]
 async fn trending(
     state: web::Data<AppState>,
-    events: web::Data<EventsState>,
     query: web::Query<TrendingQuery>,
 ) -> Result<HttpResponse, RankingError> {
     let limit = limit(query.limit)?;
-    let key = events.keys.trending();
-    ranked(&state, &events, &key, limit).await
+    let key = state.keys.trending();
+    ranked(&state, &key, limit).await
 }
 
 /// The most popular products of a category.
@@ -135,7 +133,6 @@ async fn trending(
 )]
 async fn popular(
     state: web::Data<AppState>,
-    events: web::Data<EventsState>,
     query: web::Query<PopularQuery>,
 ) -> Result<HttpResponse, RankingError> {
     let limit = limit(query.limit)?;
@@ -143,19 +140,14 @@ async fn popular(
     if category.is_empty() {
         return Err(RankingError::BadQuery("category must not be empty".into()));
     }
-    let key = events.keys.popular(category);
-    ranked(&state, &events, &key, limit).await
+    let key = state.keys.popular(category);
+    ranked(&state, &key, limit).await
 }
 
 /// Reads the ZSet and answers `{"items": [{"score", "product"}]}`, best first; products
 /// deleted since they were counted are left out.
-async fn ranked(
-    state: &AppState,
-    events: &EventsState,
-    key: &str,
-    limit: usize,
-) -> Result<HttpResponse, RankingError> {
-    let top = top_products(&events.redis, key, limit)
+async fn ranked(state: &AppState, key: &str, limit: usize) -> Result<HttpResponse, RankingError> {
+    let top = top_products(&state.redis, key, limit)
         .await
         .map_err(RankingError::Unavailable)?;
     let ids: Vec<Uuid> = top.iter().map(|(id, _)| *id).collect();

@@ -77,7 +77,6 @@ async fn open_socket(
         SessionDeps {
             pipeline: state.chat.pipeline.clone(),
             db: state.db.clone(),
-            registry: state.chat.sessions.clone(),
             metrics: state.chat.metrics.clone(),
             settings: state.settings.chat.clone(),
         },

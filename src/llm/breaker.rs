@@ -3,15 +3,13 @@
 //! failure. The state is a Prometheus gauge, and every change is written to Redis
 //! (`{prefix}cb:state_change:last`, JSON `{from, to, at}`) for operators.
 
-use crate::actors::dependency_monitor::RedisPool;
+use crate::redis::{RedisKeys, RedisPool};
 use prometheus::IntGauge;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Redis key (after the prefix) of the last state change.
-pub const STATE_CHANGE_KEY: &str = "cb:state_change:last";
 /// Longest a state-change write may take; it is informational and never blocks a call.
 const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -74,13 +72,13 @@ impl CircuitBreaker {
         open_for: Duration,
         gauge: IntGauge,
         redis: RedisPool,
-        key_prefix: &str,
+        keys: &RedisKeys,
     ) -> Self {
         gauge.set(BreakerState::Closed.gauge_value());
         let (changes, pending) = mpsc::unbounded_channel();
         tokio::spawn(record_changes(
             redis,
-            format!("{key_prefix}{STATE_CHANGE_KEY}"),
+            keys.llm_breaker_state_change(),
             pending,
         ));
         Self {

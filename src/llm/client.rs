@@ -4,6 +4,7 @@
 
 use super::breaker::CircuitBreaker;
 use crate::config::LlmSettings;
+use crate::retry::Backoff;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
@@ -181,10 +182,7 @@ impl LlmClient {
                     return Ok(text);
                 }
                 Err(AttemptError::Retryable(error)) if attempt < self.max_retries => {
-                    let delay = self
-                        .backoff
-                        .saturating_mul(2u32.saturating_pow(attempt))
-                        .min(self.backoff_max);
+                    let delay = Backoff::new(self.backoff, self.backoff_max).delay(attempt + 1);
                     tracing::debug!(%error, attempt, ?delay, "retrying the LLM call");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

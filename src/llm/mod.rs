@@ -12,10 +12,11 @@ pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{LlmClient, LlmError};
 pub use writer::LlmReplyWriter;
 
-use crate::actors::dependency_monitor::RedisPool;
-use crate::analysis::{FallbackAnalyzer, TemplateReplyWriter};
+use crate::analysis::FallbackAnalyzer;
 use crate::config::Settings;
-use crate::intent::{IntentAnalyzer, ReplyWriter};
+use crate::intent::IntentAnalyzer;
+use crate::redis::{RedisKeys, RedisPool};
+use crate::reply::{ReplyWriter, TemplateReplyWriter};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -86,7 +87,7 @@ pub async fn build(
         Duration::from_secs_f64(llm.open_secs),
         breaker_state,
         redis,
-        &settings.redis.key_prefix,
+        &RedisKeys::new(&settings.redis.key_prefix),
     ));
     let client = Arc::new(LlmClient::new(llm, breaker.clone(), calls)?);
     tracing::info!(base_url = %llm.base_url, model = %llm.model, "LLM configured");

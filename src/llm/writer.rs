@@ -3,9 +3,10 @@
 
 use super::client::LlmClient;
 use crate::analysis::price::quoted_amounts;
-use crate::analysis::template::stock_text;
-use crate::analysis::{ReplyLanguage, TemplateReplyWriter};
-use crate::intent::{IntentSource, ReplyContext, ReplyWriter, WrittenReply};
+use crate::analysis::ReplyLanguage;
+use crate::intent::IntentSource;
+use crate::reply::template::stock_text;
+use crate::reply::{ReplyContext, ReplyWriter, TemplateReplyWriter, WrittenReply};
 use futures::future::BoxFuture;
 use std::fmt::Write;
 use std::sync::Arc;

@@ -7,35 +7,14 @@
 //! members are strong on both: the cosine of their member-strength columns. Only the top
 //! `neighbours_per_item` neighbours of each item are kept.
 
+use crate::catalog::InteractionKind;
 use std::collections::HashMap;
 use uuid::Uuid;
 
 const SECS_PER_DAY: f32 = 86_400.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InteractionKind {
-    View,
-    Cart,
-    Order,
-}
-
-impl InteractionKind {
-    /// `view`, `cart`, `order` (the `interactions.kind` column); anything else is `None`.
-    pub fn parse(kind: &str) -> Option<Self> {
-        match kind {
-            "view" => Some(Self::View),
-            "cart" => Some(Self::Cart),
-            "order" => Some(Self::Order),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct CfConfig {
-    pub view_weight: f32,
-    pub cart_weight: f32,
-    pub order_weight: f32,
     pub half_life_days: f32,
     pub neighbours_per_item: usize,
 }
@@ -43,9 +22,6 @@ pub struct CfConfig {
 impl Default for CfConfig {
     fn default() -> Self {
         Self {
-            view_weight: 1.0,
-            cart_weight: 3.0,
-            order_weight: 5.0,
             half_life_days: 365.0,
             neighbours_per_item: 200,
         }
@@ -95,13 +71,9 @@ impl ItemItemModel {
         (self.items.len(), self.member_index.len())
     }
 
-    fn kind_weight(&self, kind: InteractionKind, quantity: i32) -> f32 {
-        let base = match kind {
-            InteractionKind::View => self.config.view_weight,
-            InteractionKind::Cart => self.config.cart_weight,
-            InteractionKind::Order => self.config.order_weight,
-        };
-        base * (1.0 + (quantity.max(1) as f32).ln())
+    /// The kind's weight, times `1 + ln(quantity)` so bulk orders do not drown everything.
+    fn kind_weight(kind: InteractionKind, quantity: i32) -> f32 {
+        kind.weight() as f32 * (1.0 + (quantity.max(1) as f32).ln())
     }
 
     fn decay(&self, at_secs: i64, now_secs: i64) -> f32 {
@@ -119,7 +91,7 @@ impl ItemItemModel {
         quantity: i32,
         at_secs: i64,
     ) {
-        let weight = self.kind_weight(kind, quantity);
+        let weight = Self::kind_weight(kind, quantity);
         let item = match self.item_index.get(&item) {
             Some(&i) => i,
             None => {

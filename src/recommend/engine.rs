@@ -3,19 +3,20 @@
 //! the analytics ZSets or, with Redis away, from `interactions`), loads them, filters, scores
 //! (see `scoring`), diversifies and explains.
 
-use crate::actors::analytics::{top_products, AnalyticsKeys};
-use crate::actors::dependency_monitor::RedisPool;
 use crate::analysis::ReplyLanguage;
+use crate::catalog::InteractionKind;
 use crate::config::RecommenderSettings;
 use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
-use crate::recommend::cf::{CfConfig, InteractionKind, ItemItemModel};
+use crate::recommend::cf::{CfConfig, ItemItemModel};
 use crate::recommend::explanation::Reason;
 use crate::recommend::lexical::lexical_matches;
+use crate::recommend::popularity::top_products;
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
+use crate::redis::{RedisKeys, RedisPool};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
     Statement, TransactionTrait, Value as DbValue,
@@ -62,7 +63,7 @@ pub struct HybridEngine {
     pub db: DatabaseConnection,
     pub redis: RedisPool,
     pub embeddings: EmbeddingService,
-    pub keys: AnalyticsKeys,
+    pub keys: RedisKeys,
     pub settings: RecommenderSettings,
     pub cf: SharedCf,
 }
@@ -650,14 +651,19 @@ impl HybridEngine {
             .db
             .query_all_raw(Statement::from_sql_and_values(
                 self.db.get_database_backend(),
-                "SELECT i.product_id, sum(CASE i.kind WHEN 'order' THEN 5 * i.quantity \
-                 WHEN 'cart' THEN 3 ELSE 1 END)::real AS score \
+                "SELECT i.product_id, sum(CASE i.kind WHEN 'order' THEN $3 * GREATEST(i.quantity, 1) \
+                 WHEN 'cart' THEN $4 ELSE $5 END)::real AS score \
                  FROM interactions i JOIN products p ON p.id = i.product_id \
                  WHERE $1::text IS NULL OR p.category = $1 OR p.category LIKE $1 || '/%' \
                  GROUP BY i.product_id ORDER BY score DESC LIMIT $2",
                 [
                     DbValue::from(category.map(str::to_string)),
                     DbValue::from(count as i64),
+                    // The weights of `InteractionKind::counted_weight`, passed rather than
+                    // written again in SQL.
+                    DbValue::from(InteractionKind::Order.weight()),
+                    DbValue::from(InteractionKind::Cart.weight()),
+                    DbValue::from(InteractionKind::View.weight()),
                 ],
             ))
             .await

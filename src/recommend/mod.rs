@@ -5,6 +5,7 @@ pub mod cf;
 pub mod engine;
 pub mod explanation;
 pub mod lexical;
+pub mod popularity;
 pub mod query_cache;
 pub mod scoring;
 

@@ -3,13 +3,13 @@
 //! breakdown.
 
 use crate::analysis::ReplyLanguage;
+use crate::catalog::attributes::ProductAttributes;
 use crate::catalog::money::Currency;
 use crate::config::ScoreNormalisation;
 use crate::db::entities::product;
 use crate::intent::{HardConstraint, ShoppingIntent};
 use crate::recommend::explanation::{Explanation, Reason};
 use crate::recommend::{RecommendedProduct, ScoreBreakdown};
-use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,16 +55,13 @@ pub struct Candidate {
     pub intent: f32,
 }
 
-fn string_list(attributes: &Value, key: &str) -> Vec<String> {
-    match attributes.get(key) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_lowercase)
-            .collect(),
-        Some(Value::String(one)) => vec![one.to_lowercase()],
-        _ => Vec::new(),
+/// The product's colours and styles, lower-cased for matching.
+fn lowercase_attributes(product: &product::Model) -> ProductAttributes {
+    let mut parsed = ProductAttributes::of(&product.attributes);
+    for word in parsed.colors.iter_mut().chain(parsed.styles.iter_mut()) {
+        *word = word.to_lowercase();
     }
+    parsed
 }
 
 /// Whether the product passes every hard constraint of the intent.
@@ -105,7 +102,7 @@ fn breaks(intent: &ShoppingIntent, constraint: HardConstraint, product: &product
         HardConstraint::ExcludedColor => {
             // A product whose only colours are excluded is out; one that also comes in an
             // allowed colour stays.
-            let colors = string_list(&product.attributes, "colors");
+            let colors = lowercase_attributes(product).colors;
             !intent.excluded_colors.is_empty()
                 && !colors.is_empty()
                 && colors.iter().all(|c| intent.excluded_colors.contains(c))
@@ -133,10 +130,9 @@ fn outside_reasons(
                     },
                 })
             }
-            HardConstraint::ExcludedColor => Some(Reason::ExcludedColors(string_list(
-                &product.attributes,
-                "colors",
-            ))),
+            HardConstraint::ExcludedColor => {
+                Some(Reason::ExcludedColors(lowercase_attributes(product).colors))
+            }
             HardConstraint::ExcludedBrand => product.brand.clone().map(Reason::ExcludedBrand),
             HardConstraint::InStock => Some(Reason::OutOfStock),
             HardConstraint::Category => Some(Reason::OtherCategory(product.category.clone())),
@@ -152,8 +148,7 @@ pub fn intent_match(
     profile: &ShoppingIntent,
     product: &product::Model,
 ) -> (f32, Vec<Reason>) {
-    let styles = string_list(&product.attributes, "style");
-    let colors = string_list(&product.attributes, "colors");
+    let ProductAttributes { colors, styles } = lowercase_attributes(product);
     let text = format!(
         "{} {} {} {}",
         product.title, product.description, product.category, product.attributes

@@ -143,8 +143,8 @@ async fn issue_21_examples_on_the_demo_catalog() {
     use convrec::catalog::embedding::{embed_products, Scope};
     use convrec::config::Settings;
     use convrec::import::{self, ImportSource};
-    use convrec::ml::bert::load_embedder;
     use convrec::ml::blocking::BlockingEmbedder;
+    use convrec::ml::load_embedder;
 
     let chat = spawn_chat_app().await;
     import::run(&chat.app.db, ImportSource::Demo, 100, false)

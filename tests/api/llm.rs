@@ -6,8 +6,9 @@ use crate::helpers::test_settings;
 use convrec::app::Application;
 use convrec::config::Settings;
 use convrec::http::AppState;
-use convrec::intent::{IntentSource, ReplyContext, ShoppingIntent};
+use convrec::intent::{IntentSource, ShoppingIntent};
 use convrec::recommend::{RecommendedProduct, ScoreBreakdown};
+use convrec::reply::ReplyContext;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,7 @@ impl LlmApp {
 
     /// The last breaker state change recorded in Redis, waiting briefly for the write.
     async fn last_state_change(&self, to: &str) -> Value {
-        let key = format!("{}cb:state_change:last", self.key_prefix);
+        let key = convrec::redis::RedisKeys::new(&self.key_prefix).llm_breaker_state_change();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut connection = self.state.redis.get().await.unwrap();

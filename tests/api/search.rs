@@ -576,8 +576,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn search_latency_through_the_api() {
     use convrec::catalog::embedding::{embed_products, Scope};
     use convrec::import::{self, ImportSource};
-    use convrec::ml::bert::load_embedder;
     use convrec::ml::blocking::BlockingEmbedder;
+    use convrec::ml::load_embedder;
     use convrec::ml::TextKind;
     use convrec::search::documents::MessageDoc;
     use convrec::search::{bulk::index_documents, IndexKind, SearchClient};

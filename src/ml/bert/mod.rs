@@ -8,7 +8,6 @@ pub mod pooling;
 pub mod tokenize;
 pub mod weights;
 
-use crate::config::{EncoderKind, ModelSettings};
 use crate::ml::files::{ModelFiles, ModelFilesError, WeightsFormat};
 use crate::ml::{EmbedError, Embedder, TextPrompts};
 use burn::tensor::backend::Backend;
@@ -209,34 +208,5 @@ where
 
     fn prompts(&self) -> &TextPrompts {
         &self.prompts
-    }
-}
-
-/// Loads the encoder `settings.encoder` names: `auto` is burn on CUDA in a `cuda` build and
-/// the native CPU encoder otherwise; `burn` is burn on the build's device (CUDA, or
-/// [`CpuBackend`]).
-pub fn load_embedder(settings: &ModelSettings) -> Result<Box<dyn Embedder>, LoadError> {
-    let dir = settings.dir.as_path();
-    let use_burn = match settings.encoder {
-        EncoderKind::Auto => cfg!(feature = "cuda"),
-        EncoderKind::Burn => true,
-        EncoderKind::Native => false,
-    };
-    if !use_burn {
-        return Ok(Box::new(crate::ml::native::NativeEmbedder::load(dir)?));
-    }
-    #[cfg(feature = "cuda")]
-    {
-        let device = burn_cuda::CudaDevice::default();
-        Ok(Box::new(BertEmbedder::<burn_cuda::Cuda<f32>>::load(
-            dir, device,
-        )?))
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        Ok(Box::new(BertEmbedder::<CpuBackend>::load(
-            dir,
-            Default::default(),
-        )?))
     }
 }

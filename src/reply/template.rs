@@ -1,12 +1,11 @@
 //! The template reply: a short answer in the shopper's language that names only the products
 //! it is given, with their real price display and stock, and says what was understood.
 
-use super::labels::{category_label, color_label_ko, style_label_ko};
-use super::language::ReplyLanguage;
+use super::{ReplyContext, ReplyWriter, WrittenReply};
+use crate::analysis::labels::{category_label, color_label_ko, style_label_ko};
+use crate::analysis::ReplyLanguage;
 use crate::catalog::Currency;
-use crate::intent::{
-    HardConstraint, IntentSource, ReplyContext, ReplyWriter, ShoppingIntent, WrittenReply,
-};
+use crate::intent::{HardConstraint, IntentSource, ShoppingIntent};
 use crate::recommend::RecommendedProduct;
 use futures::future::BoxFuture;
 use std::fmt::Write;

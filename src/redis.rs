@@ -1,0 +1,118 @@
+//! Redis: the connection pool and the one owner of every key name the service uses.
+//!
+//! Every key starts with the deployment's `redis.key_prefix` (tests and the evaluation use
+//! their own), so two deployments, or two tests, can share one Redis.
+
+use crate::config::RedisSettings;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub type RedisPool = bb8::Pool<bb8_redis::RedisConnectionManager>;
+
+/// A pool for `settings.url`. Unchecked: the service starts (degraded) while Redis is down and
+/// recovers by itself; only a malformed URL fails.
+pub fn connect(settings: &RedisSettings) -> Result<RedisPool, ::redis::RedisError> {
+    let manager = bb8_redis::RedisConnectionManager::new(settings.url.expose_secret())?;
+    Ok(bb8::Pool::builder()
+        .max_size(settings.pool_size)
+        .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .build_unchecked(manager))
+}
+
+/// The key names, with the deployment's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisKeys {
+    prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A member's cached recommendation lists: a hash, one field per request variant.
+    pub fn member_recommendations(&self, member_id: &str) -> String {
+        format!("{}rec:user:{member_id}", self.prefix)
+    }
+
+    /// The cached "similar products" list of one product.
+    pub fn similar_products(&self, product_id: Uuid) -> String {
+        format!("{}rec:similar:{product_id}", self.prefix)
+    }
+
+    /// The mirror of a member's preference profile (PostgreSQL owns it).
+    pub fn member_preference(&self, member_id: &str) -> String {
+        format!("{}user:preference:{member_id}", self.prefix)
+    }
+
+    /// Trending products: a ZSet whose scores decay with a half-life.
+    pub fn trending(&self) -> String {
+        format!("{}rec:trending", self.prefix)
+    }
+
+    /// The lock that lets one instance per interval decay [`Self::trending`].
+    pub fn trending_decay_lock(&self) -> String {
+        format!("{}rec:trending:decay-lock", self.prefix)
+    }
+
+    /// Products counted per category (and per parent category).
+    pub fn popular(&self, category: &str) -> String {
+        format!("{}rec:popular:category:{category}", self.prefix)
+    }
+
+    /// The marker that the analytics group applied an event (exactly once).
+    pub fn analytics_applied(&self, event_id: Uuid) -> String {
+        format!("{}events:applied:analytics:{event_id}", self.prefix)
+    }
+
+    /// An embedding vector: the model id is part of the hash, so a new model never serves
+    /// old vectors.
+    pub fn embedding(&self, model_id: &str, text: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(model_id.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(text.as_bytes());
+        format!("{}embed:{}", self.prefix, hex::encode(hasher.finalize()))
+    }
+
+    /// The embedding cache's shared hit and miss counters (`hits`, `misses`).
+    pub fn embedding_cache_counter(&self, name: &str) -> String {
+        format!("{}stats:{name}", self.prefix)
+    }
+
+    /// The LLM circuit breaker's last state change, for operators.
+    pub fn llm_breaker_state_change(&self) -> String {
+        format!("{}cb:state_change:last", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_prefix() {
+        let keys = RedisKeys::new("shop1:");
+        assert_eq!(keys.member_recommendations("m-1"), "shop1:rec:user:m-1");
+        assert_eq!(keys.trending(), "shop1:rec:trending");
+        assert_eq!(keys.popular("a/b"), "shop1:rec:popular:category:a/b");
+        assert_eq!(keys.member_preference("m-1"), "shop1:user:preference:m-1");
+        assert!(keys.embedding("model", "text").starts_with("shop1:embed:"));
+        assert_ne!(
+            keys.embedding("model-a", "text"),
+            keys.embedding("model-b", "text")
+        );
+        assert_eq!(
+            keys.llm_breaker_state_change(),
+            "shop1:cb:state_change:last"
+        );
+    }
+}
