@@ -27,3 +27,9 @@ if E2E_ENV="$(scripts/e2e-deps.sh)"; then eval "$E2E_ENV"; else echo "e2e deps u
 if FUZZ_ENV="$(scripts/fuzz-deps.sh)"; then eval "$FUZZ_ENV"; else echo "fuzz deps unavailable: the OpenAPI fuzz test will be skipped" >&2; fi
 
 cargo test --workspace --all-targets "$@"
+
+# The run build (scripts/run.sh) must be a part of this one, so that on a fresh machine the
+# second of the two commands compiles no dependency again. Seconds, as both are built by now;
+# it stops at the first dependency the run build would compile. Only for the whole suite:
+# arguments can change what cargo builds.
+if [ "$#" -eq 0 ]; then scripts/check-build-reuse.sh --fail-fast; fi
