@@ -21,6 +21,7 @@ mod helpers;
 mod import;
 mod lexical;
 mod llm;
+mod member_ids;
 mod model_parity;
 mod openapi;
 mod openapi_fuzz;
