@@ -29,6 +29,9 @@ pub struct Application {
     server: Server,
     pub state: web::Data<AppState>,
     pub events: crate::actors::event_backbone::Events,
+    /// Chat message → shopping intent, and products → reply: the LLM, or the local fallback
+    /// and template (the chat pipeline holds them; here for tests that call them directly).
+    pub language: crate::llm::Language,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +58,6 @@ pub enum StartupError {
         #[source]
         source: crate::ml::bert::LoadError,
     },
-    #[error("invalid settings: {0}")]
-    Settings(String),
     #[error("cannot set up intent analysis: {0}")]
     Language(#[from] crate::llm::BuildError),
 }
@@ -154,12 +155,6 @@ async fn start_search(
     metrics: &Metrics,
 ) -> Result<Search, StartupError> {
     let es = &settings.elasticsearch;
-    if !["nori", "cjk", "standard"].contains(&es.text_analyzer.as_str()) {
-        return Err(StartupError::Settings(format!(
-            "elasticsearch.text_analyzer must be nori, cjk or standard, not {:?}",
-            es.text_analyzer
-        )));
-    }
     let client = SearchClient::new(elasticsearch_client(es)?, es);
     let search_metrics =
         SearchMetrics::register(&metrics.registry).expect("search metrics registered once");
@@ -198,10 +193,6 @@ impl Application {
     /// awaited.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        settings
-            .embedding
-            .validate()
-            .map_err(StartupError::Settings)?;
         // First, so a missing or corrupt model fails start-up before anything is touched.
         let api_settings = settings.embed_api_model();
         let content_settings = settings.content_model();
@@ -253,7 +244,6 @@ impl Application {
             crate::recommend::cf::CfConfig {
                 half_life_days: reco.cf_half_life_days,
                 neighbours_per_item: reco.cf_neighbours_per_item,
-                ..Default::default()
             },
         )
         .await
@@ -313,8 +303,6 @@ impl Application {
             content_embeddings,
             tokens: MemberTokens::new(&settings.security),
             recommender,
-            analyzer: language.analyzer,
-            writer: language.writer,
             chat,
         });
         let max_body = settings.server.max_body_bytes;
@@ -342,6 +330,7 @@ impl Application {
             server: server.run(),
             state,
             events,
+            language,
         })
     }
 

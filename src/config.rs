@@ -534,6 +534,8 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration: {0}")]
     Invalid(#[from] config::ConfigError),
+    #[error("invalid settings: {0}")]
+    Rejected(String),
 }
 
 impl Settings {
@@ -567,7 +569,31 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env)),
         );
-        Ok(builder.build()?.try_deserialize()?)
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate().map_err(ConfigError::Rejected)?;
+        Ok(settings)
+    }
+
+    /// What the types cannot say; [`Settings::load`] checks it, so a service never starts
+    /// half-configured and `Application::build` only wires.
+    pub fn validate(&self) -> Result<(), String> {
+        self.embedding.validate()?;
+        let analyzer = self.elasticsearch.text_analyzer.as_str();
+        if !["nori", "cjk", "standard"].contains(&analyzer) {
+            return Err(format!(
+                "elasticsearch.text_analyzer must be nori, cjk or standard, not {analyzer:?}"
+            ));
+        }
+        if !(self.llm.open_secs.is_finite() && self.llm.open_secs >= 0.0) {
+            return Err("llm.open_secs must be a non-negative number".into());
+        }
+        if self.llm.max_concurrent == 0 {
+            return Err("llm.max_concurrent must be at least 1".into());
+        }
+        if !(self.llm.usd_krw_rate.is_finite() && self.llm.usd_krw_rate > 0.0) {
+            return Err("llm.usd_krw_rate must be a positive number".into());
+        }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod embeddings;
+pub mod errors;
 pub mod eval;
 pub mod events;
 pub mod http;

@@ -8,6 +8,7 @@ use crate::chat::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use crate::chat::store::{self, Conversation};
 use crate::chat::{authorize_conversation, validate_text, ChatError, ChatMetrics, ChatPipeline};
 use crate::config::ChatSettings;
+use crate::errors::PublicError;
 use crate::identity::{Caller, MemberId};
 use actix::prelude::*;
 use actix_web_actors::ws;

@@ -113,7 +113,7 @@ impl PreferenceProfile {
         *self.categories.entry(product.category.clone()).or_default() += weight;
         let attributes = ProductAttributes::of(&product.attributes);
         for style in &attributes.styles {
-            bump(&mut self.styles, &style);
+            bump(&mut self.styles, style);
         }
         if kind != EventType::ProductViewed {
             if let Some(color) = attributes.colors.first() {

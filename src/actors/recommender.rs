@@ -10,7 +10,6 @@
 
 use crate::embeddings::EmbeddingService;
 use crate::ml::TextKind;
-use crate::recommend::cf::ItemItemModel;
 use crate::recommend::engine::{HybridEngine, SharedCf};
 use crate::recommend::query_cache::QueryEmbeddingCache;
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
@@ -383,11 +382,6 @@ impl Recommender {
                 .await;
         }
         Ok(items)
-    }
-
-    /// Replaces the CF model (after a reload from `interactions`).
-    pub fn replace_model(&self, model: ItemItemModel) {
-        *self.cf.write().expect("CF lock not poisoned") = model;
     }
 }
 

@@ -162,6 +162,11 @@ impl FallbackAnalyzer {
     }
 
     /// The catalog brands it recognises, as the catalog spells them.
+    /// Minor units of the shop currency per US dollar (`llm.usd_krw_rate`).
+    pub fn usd_rate_minor(&self) -> f64 {
+        self.prices.usd_rate_minor()
+    }
+
     pub fn brand_names(&self) -> Vec<String> {
         self.brands.iter().map(|brand| brand.name.clone()).collect()
     }

@@ -66,6 +66,11 @@ impl PriceParser {
     }
 
     /// The price constraint in `text` (already lower-cased), if it names one.
+    /// Minor units of the shop currency per US dollar.
+    pub fn usd_rate_minor(&self) -> f64 {
+        self.usd_rate_minor
+    }
+
     pub fn parse(&self, text: &str) -> Option<PriceRange> {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let amounts = scan_amounts(text, &chars);

@@ -2,6 +2,7 @@
 //! before it is written.
 
 use super::money::Currency;
+use crate::errors::FieldError;
 use serde_json::{Map, Value};
 
 /// Top-level categories of the shop. Imports map their own taxonomies onto a free-form
@@ -57,18 +58,6 @@ impl ValidProduct {
 
     pub fn as_draft(&self) -> &ProductDraft {
         &self.0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
     }
 }
 

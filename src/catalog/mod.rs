@@ -7,6 +7,6 @@ pub mod interaction;
 pub mod money;
 pub mod store;
 
-pub use draft::{FieldError, ProductDraft, ValidProduct, KNOWN_CATEGORIES};
+pub use draft::{ProductDraft, ValidProduct, KNOWN_CATEGORIES};
 pub use interaction::InteractionKind;
 pub use money::{Currency, MoneyError};

@@ -12,6 +12,7 @@ pub use metrics::ChatMetrics;
 pub use pipeline::{ChatPipeline, Reply};
 
 use crate::embeddings::EmbeddingError;
+use crate::errors::{ErrorKind, PublicError};
 use crate::identity::Caller;
 use crate::recommend::RecommendError;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -46,9 +47,21 @@ pub enum ChatError {
     Database(#[from] DbErr),
 }
 
-impl ChatError {
-    /// The stable code of the JSON error body and of the socket's `error` frame.
-    pub fn code(&self) -> &'static str {
+impl PublicError for ChatError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ChatError::EmptyMessage
+            | ChatError::ControlCharacters
+            | ChatError::MessageTooLong { .. } => ErrorKind::BadRequest,
+            ChatError::ConversationNotFound => ErrorKind::NotFound,
+            ChatError::Forbidden => ErrorKind::Forbidden,
+            ChatError::Overloaded(_) => ErrorKind::Overloaded,
+            ChatError::Unavailable(_) => ErrorKind::Unavailable,
+            ChatError::Database(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
         match self {
             ChatError::EmptyMessage | ChatError::ControlCharacters => "invalid_message",
             ChatError::MessageTooLong { .. } => "message_too_long",
@@ -57,14 +70,6 @@ impl ChatError {
             ChatError::Overloaded(_) => "overloaded",
             ChatError::Unavailable(_) => "unavailable",
             ChatError::Database(_) => "internal",
-        }
-    }
-
-    /// What a client may be told (database details stay in the log).
-    pub fn public_message(&self) -> String {
-        match self {
-            ChatError::Database(_) => "internal error".into(),
-            other => other.to_string(),
         }
     }
 }

@@ -255,7 +255,6 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             let cf_config = CfConfig {
                 half_life_days: cf_half_life_days,
                 neighbours_per_item: cf_neighbours,
-                ..CfConfig::default()
             };
             let cf_label = format!(
                 "item-item CF (half-life {cf_half_life_days} d, {cf_neighbours} neighbours)"
@@ -633,7 +632,6 @@ async fn service_hybrid_lists(
         CfConfig {
             half_life_days: reco.cf_half_life_days,
             neighbours_per_item: reco.cf_neighbours_per_item,
-            ..Default::default()
         },
     )
     .await?;

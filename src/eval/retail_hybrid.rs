@@ -173,7 +173,6 @@ impl RetailDb {
         let mut model = ItemItemModel::new(CfConfig {
             half_life_days: reco.cf_half_life_days,
             neighbours_per_item: reco.cf_neighbours_per_item,
-            ..CfConfig::default()
         });
         // Popularity as the recommender's database fallback weighs it (`InteractionKind::counted_weight`),
         // written to the analytics ZSets the engine reads first, so that in the validation

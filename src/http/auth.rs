@@ -2,12 +2,12 @@
 //! member tokens (`Authorization: Bearer <token>`), turned into a [`Caller`].
 
 use crate::config::SecuritySettings;
-use crate::http::error::error_response;
+use crate::errors::{ErrorKind, PublicError};
+use crate::http::error::respond_by_kind;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberTokens, TokenError};
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::ExposeSecret;
 use std::future::{ready, Ready};
 
@@ -25,32 +25,26 @@ pub enum AuthError {
     InvalidToken,
 }
 
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for AuthError {
+    fn kind(&self) -> ErrorKind {
         match self {
             AuthError::MissingToken | AuthError::Expired | AuthError::InvalidToken => {
-                StatusCode::UNAUTHORIZED
+                ErrorKind::Unauthorized
             }
-            AuthError::Forbidden | AuthError::Disabled => StatusCode::FORBIDDEN,
+            AuthError::Forbidden | AuthError::Disabled => ErrorKind::Forbidden,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
+    fn code(&self) -> &'static str {
+        match self {
             AuthError::MissingToken | AuthError::InvalidToken => "unauthorized",
             AuthError::Expired => "token_expired",
             AuthError::Forbidden | AuthError::Disabled => "forbidden",
-        };
-        let mut response = error_response(self.status_code(), code, self.to_string(), vec![]);
-        if self.status_code() == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                actix_web::http::header::WWW_AUTHENTICATE,
-                actix_web::http::header::HeaderValue::from_static("Bearer"),
-            );
         }
-        response
     }
 }
+
+respond_by_kind!(AuthError);
 
 /// The token of an `Authorization: Bearer …` header, if any.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {

@@ -4,15 +4,16 @@
 
 use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
+use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::AuthError;
-use crate::http::error::{error_response, ErrorBody};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::optional_json::OptionalJson;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
 use crate::intent::AnalyzedIntent;
 use crate::recommend::RecommendedProduct;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -33,32 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Conversations and messages per page when `limit` is not given.
 const DEFAULT_PAGE_SIZE: u64 = 20;
 
-impl ResponseError for ChatError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ChatError::EmptyMessage
-            | ChatError::ControlCharacters
-            | ChatError::MessageTooLong { .. } => StatusCode::BAD_REQUEST,
-            ChatError::ConversationNotFound => StatusCode::NOT_FOUND,
-            ChatError::Forbidden => StatusCode::FORBIDDEN,
-            ChatError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
-            ChatError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ChatError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let ChatError::Database(e) = self {
-            tracing::error!(error = %e, "conversation request failed");
-        }
-        error_response(
-            self.status_code(),
-            self.code(),
-            self.public_message(),
-            vec![],
-        )
-    }
-}
+respond_by_kind!(ChatError, ConversationsError);
 
 /// Errors of this module: authentication, the chat's own, and bad query parameters.
 #[derive(Debug, thiserror::Error)]
@@ -79,29 +55,29 @@ impl From<sea_orm::DbErr> for ConversationsError {
     }
 }
 
-impl ResponseError for ConversationsError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for ConversationsError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            ConversationsError::Auth(e) => e.status_code(),
-            ConversationsError::Chat(e) => e.status_code(),
-            ConversationsError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
-            ConversationsError::MemberOnly => StatusCode::FORBIDDEN,
+            ConversationsError::Auth(e) => e.kind(),
+            ConversationsError::Chat(e) => e.kind(),
+            ConversationsError::InvalidParameter(_) => ErrorKind::BadRequest,
+            ConversationsError::MemberOnly => ErrorKind::Forbidden,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    fn code(&self) -> &'static str {
         match self {
-            ConversationsError::Auth(e) => e.error_response(),
-            ConversationsError::Chat(e) => e.error_response(),
-            ConversationsError::InvalidParameter(message) => error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_parameter",
-                message.clone(),
-                vec![],
-            ),
-            ConversationsError::MemberOnly => {
-                error_response(StatusCode::FORBIDDEN, "forbidden", self.to_string(), vec![])
-            }
+            ConversationsError::Auth(e) => e.code(),
+            ConversationsError::Chat(e) => e.code(),
+            ConversationsError::InvalidParameter(_) => "invalid_parameter",
+            ConversationsError::MemberOnly => "forbidden",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            ConversationsError::Chat(e) => e.public_message(),
+            other => other.to_string(),
         }
     }
 }

@@ -4,12 +4,12 @@
 use crate::actors::embedding_batcher::GetBatcherStats;
 use crate::config::EmbeddingSettings;
 use crate::embeddings::EmbeddingError;
-use crate::http::error::{error_response, ErrorBody};
+use crate::errors::{ErrorKind, PublicError};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::ml::cosine;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Instant;
@@ -68,41 +68,37 @@ impl From<EmbeddingError> for EmbeddingsError {
     }
 }
 
-impl ResponseError for EmbeddingsError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for EmbeddingsError {
+    fn kind(&self) -> ErrorKind {
         match self {
             EmbeddingsError::InvalidText(_)
             | EmbeddingsError::NoTexts
             | EmbeddingsError::TooManyTexts { .. }
-            | EmbeddingsError::InvalidVector(_) => StatusCode::BAD_REQUEST,
-            EmbeddingsError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            EmbeddingsError::ModelUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            EmbeddingsError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | EmbeddingsError::InvalidVector(_) => ErrorKind::BadRequest,
+            EmbeddingsError::Overloaded => ErrorKind::Overloaded,
+            EmbeddingsError::ModelUnavailable => ErrorKind::Unavailable,
+            EmbeddingsError::Failed(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
+    fn code(&self) -> &'static str {
+        match self {
             EmbeddingsError::InvalidText(_) => "invalid_text",
             EmbeddingsError::NoTexts => "no_texts",
             EmbeddingsError::TooManyTexts { .. } => "too_many_texts",
             EmbeddingsError::InvalidVector(_) => "invalid_vector",
             EmbeddingsError::Overloaded => "overloaded",
             EmbeddingsError::ModelUnavailable => "model_unavailable",
-            EmbeddingsError::Failed(cause) => {
-                tracing::error!(%cause, "embedding failed");
-                "embedding_failed"
-            }
-        };
-        let mut response = error_response(self.status_code(), code, self.to_string(), vec![]);
-        if matches!(self, EmbeddingsError::Overloaded) {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            EmbeddingsError::Failed(_) => "embedding_failed",
         }
-        response
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        matches!(self, EmbeddingsError::Overloaded).then_some(RETRY_AFTER_SECS)
     }
 }
+
+respond_by_kind!(EmbeddingsError);
 
 /// A text the model may embed: not blank, at most `max_text_chars` characters.
 fn check_text(text: &str, label: &str, limits: &EmbeddingSettings) -> Result<(), EmbeddingsError> {

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::catalog::FieldError;
+use crate::errors::{ErrorKind, FieldError, PublicError};
 
 /// `{"error": {"code": "...", "message": "...", "details": [...]}}`; `code` is stable and
 /// meant for programs, `message` for people.
@@ -37,6 +37,71 @@ pub fn error_response(
         },
     })
 }
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The one place an error becomes an HTTP answer: status by kind, the JSON body,
+/// `Retry-After`, `WWW-Authenticate` for 401, and a log line (the cause of an internal error
+/// is logged, never sent).
+pub fn respond(error: &(impl PublicError + ?Sized)) -> HttpResponse {
+    let kind = error.kind();
+    let code = error.code();
+    match kind {
+        ErrorKind::Internal => tracing::error!(code, error = %error, "request failed"),
+        ErrorKind::Unavailable | ErrorKind::Overloaded => {
+            tracing::warn!(code, error = %error, "request refused")
+        }
+        _ => tracing::debug!(code, error = %error, "request rejected"),
+    }
+    let mut response = error_response(kind.status(), code, error.public_message(), error.details());
+    let headers = response.headers_mut();
+    if let Some(secs) = error.retry_after_secs() {
+        headers.insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(secs),
+        );
+    }
+    if kind == ErrorKind::Unauthorized {
+        headers.insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            actix_web::http::header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// `ResponseError` for error types that say their kind ([`PublicError`]): the handlers'
+/// errors answer through [`respond`] and nothing else.
+macro_rules! respond_by_kind {
+    ($($error:ty),* $(,)?) => {
+        $(
+            impl actix_web::ResponseError for $error {
+                fn status_code(&self) -> actix_web::http::StatusCode {
+                    $crate::errors::PublicError::kind(self).status()
+                }
+
+                fn error_response(&self) -> actix_web::HttpResponse {
+                    $crate::http::error::respond(self)
+                }
+            }
+        )*
+    };
+}
+pub(crate) use respond_by_kind;
 
 pub fn json_error_handler(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let response = match &err {

@@ -4,16 +4,17 @@
 //! `interactions` rows) and answered `202 Accepted` with the event id; Kafka delivery follows
 //! from the outbox.
 
-use crate::catalog::FieldError;
 use crate::db::members::ensure_member;
+use crate::errors::FieldError;
+use crate::errors::{ErrorKind, PublicError};
 use crate::events::envelope::{Envelope, EventType, InteractionPayload};
 use crate::events::outbox;
 use crate::http::auth::require_access;
-use crate::http::error::{error_response, ErrorBody};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -152,33 +153,32 @@ pub enum EventsError {
     Database(#[from] DbErr),
 }
 
-impl ResponseError for EventsError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for EventsError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            EventsError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            EventsError::DuplicateOrderLine(_) => StatusCode::CONFLICT,
-            EventsError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EventsError::Validation(_) => ErrorKind::Invalid,
+            EventsError::DuplicateOrderLine(_) => ErrorKind::Conflict,
+            EventsError::Database(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    fn code(&self) -> &'static str {
         match self {
-            EventsError::Validation(details) => error_response(
-                self.status_code(),
-                "validation_failed",
-                self.to_string(),
-                details.clone(),
-            ),
-            EventsError::DuplicateOrderLine(_) => {
-                error_response(self.status_code(), "conflict", self.to_string(), vec![])
-            }
-            EventsError::Database(e) => {
-                tracing::error!(error = %e, "storing a shop event failed");
-                error_response(self.status_code(), "internal", "internal error", vec![])
-            }
+            EventsError::Validation(_) => "validation_failed",
+            EventsError::DuplicateOrderLine(_) => "conflict",
+            EventsError::Database(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Vec<FieldError> {
+        match self {
+            EventsError::Validation(details) => details.clone(),
+            _ => Vec::new(),
         }
     }
 }
+
+respond_by_kind!(EventsError);
 
 /// The answer to an accepted event: its id and where it is published.
 #[derive(Debug, Serialize, ToSchema)]

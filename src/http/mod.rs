@@ -48,10 +48,6 @@ pub struct AppState {
     pub tokens: MemberTokens,
     /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
     pub recommender: crate::actors::recommender::Recommender,
-    /// Chat message → shopping intent (the LLM, or the local fallback).
-    pub analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
-    /// Recommended products → the assistant's reply (the LLM, or the template).
-    pub writer: Arc<dyn crate::reply::ReplyWriter>,
     pub chat: crate::chat::ChatState,
 }
 

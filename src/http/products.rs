@@ -2,15 +2,16 @@
 //! catalog writes behind the admin token.
 
 use crate::catalog::store::{self, ProductFilter};
-use crate::catalog::{Currency, FieldError, ProductDraft};
+use crate::catalog::{Currency, ProductDraft};
 use crate::db::entities::product;
+use crate::errors::FieldError;
+use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::{require_admin, AuthError};
-use crate::http::error::error_response;
+use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::ml::TextKind;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,42 +52,38 @@ pub enum ProductsError {
     Database(#[from] sea_orm::DbErr),
 }
 
-impl ResponseError for ProductsError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for ProductsError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            ProductsError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ProductsError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            ProductsError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProductsError::DuplicateSku(_) => StatusCode::CONFLICT,
-            ProductsError::Auth(e) => e.status_code(),
-            ProductsError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProductsError::Validation(_) => ErrorKind::Invalid,
+            ProductsError::BadQuery(_) => ErrorKind::BadRequest,
+            ProductsError::NotFound(_) => ErrorKind::NotFound,
+            ProductsError::DuplicateSku(_) => ErrorKind::Conflict,
+            ProductsError::Auth(e) => e.kind(),
+            ProductsError::Database(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    fn code(&self) -> &'static str {
         match self {
-            ProductsError::Auth(e) => e.error_response(),
-            ProductsError::Validation(details) => error_response(
-                self.status_code(),
-                "validation_failed",
-                self.to_string(),
-                details.clone(),
-            ),
-            ProductsError::Database(e) => {
-                tracing::error!(error = %e, "product storage failed");
-                error_response(self.status_code(), "internal", "internal error", vec![])
-            }
-            other => {
-                let code = match other {
-                    ProductsError::BadQuery(_) => "invalid_query",
-                    ProductsError::NotFound(_) => "not_found",
-                    _ => "conflict",
-                };
-                error_response(self.status_code(), code, other.to_string(), vec![])
-            }
+            ProductsError::Validation(_) => "validation_failed",
+            ProductsError::BadQuery(_) => "invalid_query",
+            ProductsError::NotFound(_) => "not_found",
+            ProductsError::DuplicateSku(_) => "conflict",
+            ProductsError::Auth(e) => e.code(),
+            ProductsError::Database(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Vec<FieldError> {
+        match self {
+            ProductsError::Validation(details) => details.clone(),
+            _ => Vec::new(),
         }
     }
 }
+
+respond_by_kind!(ProductsError);
 
 /// Maps a unique violation on `sku` to 409; every other database error stays a 500.
 fn storage_error(err: sea_orm::DbErr, sku: &str) -> ProductsError {

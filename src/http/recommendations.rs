@@ -4,14 +4,15 @@
 
 use crate::analysis::price::PriceParser;
 use crate::analysis::ReplyLanguage;
+use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::{require_access, AuthError};
-use crate::http::error::{error_response, ErrorBody};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
 use crate::intent::{PriceRange, ShoppingIntent};
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, FixedOffset};
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
@@ -76,38 +77,33 @@ pub enum RecommendationsError {
     Database(#[from] sea_orm::DbErr),
 }
 
-impl ResponseError for RecommendationsError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for RecommendationsError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::BadQuery(_) | Self::Recommend(RecommendError::Invalid(_)) => {
-                StatusCode::BAD_REQUEST
+                ErrorKind::BadRequest
             }
-            Self::Auth(e) => e.status_code(),
-            Self::UnknownProduct(_) => StatusCode::NOT_FOUND,
-            Self::Recommend(RecommendError::Overloaded) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Recommend(RecommendError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Auth(e) => e.kind(),
+            Self::UnknownProduct(_) => ErrorKind::NotFound,
+            Self::Recommend(RecommendError::Overloaded) => ErrorKind::Overloaded,
+            Self::Recommend(RecommendError::Unavailable(_)) => ErrorKind::Unavailable,
+            Self::Database(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
+    fn code(&self) -> &'static str {
+        match self {
             Self::BadQuery(_) | Self::Recommend(RecommendError::Invalid(_)) => "invalid_query",
-            Self::Auth(e) => return e.error_response(),
+            Self::Auth(e) => e.code(),
             Self::UnknownProduct(_) => "not_found",
             Self::Recommend(RecommendError::Overloaded) => "overloaded",
-            Self::Recommend(RecommendError::Unavailable(reason)) => {
-                tracing::warn!(%reason, "recommender unavailable");
-                "unavailable"
-            }
-            Self::Database(e) => {
-                tracing::error!(error = %e, "reading preferences failed");
-                "internal"
-            }
-        };
-        error_response(self.status_code(), code, self.to_string(), vec![])
+            Self::Recommend(RecommendError::Unavailable(_)) => "unavailable",
+            Self::Database(_) => "internal",
+        }
     }
 }
+
+respond_by_kind!(RecommendationsError);
 
 fn limit(requested: Option<usize>) -> Result<usize, RecommendationsError> {
     match requested.unwrap_or(DEFAULT_LIMIT) {

@@ -2,8 +2,10 @@
 //! searches everyone's, optionally one member's) and `GET /api/search/products` (public; BM25 and
 //! kNN on the query's embedding, with highlights). The search server away → 503 + Retry-After.
 
+use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::{require_access, AuthError};
-use crate::http::error::{error_response, ErrorBody};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::Caller;
 use crate::ml::TextKind;
@@ -11,8 +13,7 @@ use crate::search::query::{
     search_messages, search_products, MessageHit, MessageQuery, ProductHit, ProductQuery,
 };
 use crate::search::{SearchClient, SearchError};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -48,44 +49,36 @@ pub enum SearchApiError {
     Failed(String),
 }
 
-impl ResponseError for SearchApiError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for SearchApiError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            SearchApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SearchApiError::Auth(e) => e.status_code(),
-            SearchApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            SearchApiError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SearchApiError::Invalid(_) => ErrorKind::BadRequest,
+            SearchApiError::Auth(e) => e.kind(),
+            SearchApiError::Unavailable { .. } => ErrorKind::Unavailable,
+            SearchApiError::Failed(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
+    fn code(&self) -> &'static str {
         match self {
-            SearchApiError::Auth(e) => e.error_response(),
-            SearchApiError::Invalid(m) => {
-                error_response(self.status_code(), "invalid_query", m.clone(), vec![])
-            }
+            SearchApiError::Invalid(_) => "invalid_query",
+            SearchApiError::Auth(e) => e.code(),
+            SearchApiError::Unavailable { .. } => "search_unavailable",
+            SearchApiError::Failed(_) => "search_failed",
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
             SearchApiError::Unavailable { retry_after_secs } => {
-                let mut response = error_response(
-                    self.status_code(),
-                    "search_unavailable",
-                    self.to_string(),
-                    vec![],
-                );
-                response.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(*retry_after_secs),
-                );
-                response
+                Some(u32::try_from(*retry_after_secs).unwrap_or(u32::MAX))
             }
-            SearchApiError::Failed(_) => error_response(
-                self.status_code(),
-                "search_failed",
-                self.to_string(),
-                vec![],
-            ),
+            _ => None,
         }
     }
 }
+
+respond_by_kind!(SearchApiError);
 
 impl SearchApiError {
     fn from_search(error: SearchError, state: &SearchState) -> Self {

@@ -2,12 +2,13 @@
 //! (`rec:trending`, `rec:popular:category:{cat}`), with the products they name.
 
 use crate::db::entities::product;
-use crate::http::error::{error_response, ErrorBody};
+use crate::errors::{ErrorKind, PublicError};
+use crate::http::error::respond_by_kind;
+use crate::http::error::ErrorBody;
 use crate::http::products::ProductView;
 use crate::http::AppState;
 use crate::recommend::popularity::top_products;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -58,30 +59,25 @@ pub enum RankingError {
     Database(#[from] DbErr),
 }
 
-impl ResponseError for RankingError {
-    fn status_code(&self) -> StatusCode {
+impl PublicError for RankingError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            RankingError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            RankingError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            RankingError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RankingError::BadQuery(_) => ErrorKind::BadRequest,
+            RankingError::Unavailable(_) => ErrorKind::Unavailable,
+            RankingError::Database(_) => ErrorKind::Internal,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
+    fn code(&self) -> &'static str {
+        match self {
             RankingError::BadQuery(_) => "invalid_query",
-            RankingError::Unavailable(reason) => {
-                tracing::warn!(%reason, "analytics store unavailable");
-                "unavailable"
-            }
-            RankingError::Database(e) => {
-                tracing::error!(error = %e, "loading ranked products failed");
-                "internal"
-            }
-        };
-        error_response(self.status_code(), code, self.to_string(), vec![])
+            RankingError::Unavailable(_) => "unavailable",
+            RankingError::Database(_) => "internal",
+        }
     }
 }
+
+respond_by_kind!(RankingError);
 
 fn limit(requested: Option<usize>) -> Result<usize, RankingError> {
     match requested.unwrap_or(DEFAULT_LIMIT) {

@@ -113,11 +113,6 @@ impl LlmClient {
         // The retry policy is ours (configurable, breaker-aware): the plain service has none.
         // Each attempt's timeout is a `tokio::time::timeout` around the call.
         let client = Client::with_config(config).with_http_service(ReqwestService::default());
-        if settings.max_concurrent == 0 {
-            return Err(LlmError::Settings(
-                "llm.max_concurrent must be at least 1".into(),
-            ));
-        }
         Ok(Self {
             client,
             model: settings.model.clone(),

@@ -77,11 +77,6 @@ pub async fn build(
             breaker: None,
         });
     }
-    if !(llm.open_secs.is_finite() && llm.open_secs >= 0.0) {
-        return Err(
-            LlmError::Settings("llm.open_secs must be a non-negative number".into()).into(),
-        );
-    }
     let breaker = Arc::new(CircuitBreaker::new(
         llm.failure_threshold,
         Duration::from_secs_f64(llm.open_secs),

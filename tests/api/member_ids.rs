@@ -10,7 +10,9 @@ use serde_json::json;
 #[actix_web::test]
 async fn a_member_id_no_token_can_carry_is_refused_by_every_route() {
     let app = spawn_app().await;
-    let product = app.create_product(&crate::helpers::product_body("MID-1")).await;
+    let product = app
+        .create_product(&crate::helpers::product_body("MID-1"))
+        .await;
     let product_id = product["id"].as_str().unwrap().to_string();
     let too_long = "가".repeat(50);
     let fits = "가".repeat(42);
