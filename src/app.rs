@@ -123,7 +123,7 @@ fn start_chat(
 ) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
     let pipeline = crate::chat::ChatPipeline::new(
-        db.clone(),
+        Arc::new(db.clone()),
         embeddings.clone(),
         analyzer,
         ranker,

@@ -682,13 +682,25 @@ mod tests {
     }
 
     #[test]
-    fn zero_embedding_workers_are_refused_by_name() {
-        let settings =
-            Settings::load_with_env(None, env(&[("CONVREC__EMBEDDING__WORKERS", "0")])).unwrap();
-        let err = settings.embedding.validate().unwrap_err();
-        assert!(err.contains("embedding.workers"), "{err}");
+    fn settings_that_cannot_work_are_refused_at_load_by_name() {
+        for (variable, value, name) in [
+            ("CONVREC__EMBEDDING__WORKERS", "0", "embedding.workers"),
+            (
+                "CONVREC__ELASTICSEARCH__TEXT_ANALYZER",
+                "klingon",
+                "text_analyzer",
+            ),
+            ("CONVREC__LLM__OPEN_SECS", "-1", "llm.open_secs"),
+            ("CONVREC__LLM__MAX_CONCURRENT", "0", "llm.max_concurrent"),
+            ("CONVREC__LLM__USD_KRW_RATE", "0", "llm.usd_krw_rate"),
+        ] {
+            match Settings::load_with_env(None, env(&[(variable, value)])) {
+                Err(ConfigError::Rejected(err)) => assert!(err.contains(name), "{err}"),
+                other => panic!("{variable}={value} was not refused: {:?}", other.is_ok()),
+            }
+        }
         let defaults = Settings::load_with_env(None, env(&[])).unwrap();
-        assert_eq!(defaults.embedding.validate(), Ok(()));
+        assert_eq!(defaults.validate(), Ok(()));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::events::envelope::{Envelope, EventType};
 use crate::events::outbox;
 use crate::identity::MemberId;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, TransactionTrait,
 };
@@ -372,6 +373,67 @@ pub async fn latest_intent(
         ))
         .await?;
     row.map(|r| r.try_get("", "intent")).transpose()
+}
+
+/// What a chat turn reads and writes: PostgreSQL in the service (the functions above, through
+/// `DatabaseConnection`), an in-memory store in the pipeline's unit tests.
+pub trait TurnStore: Send + Sync {
+    fn insert_message<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        role: Role,
+        text: &'a str,
+        extras: MessageExtras,
+    ) -> BoxFuture<'a, Result<StoredMessage, DbErr>>;
+
+    fn set_embedding<'a>(
+        &'a self,
+        message_id: Uuid,
+        embedding: Vec<f32>,
+        model_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DbErr>>;
+
+    fn set_intent(&self, message_id: Uuid, intent: Value) -> BoxFuture<'_, Result<(), DbErr>>;
+
+    /// The intent of the conversation's latest analysed message other than `except`.
+    fn latest_intent(
+        &self,
+        conversation_id: Uuid,
+        except: Uuid,
+    ) -> BoxFuture<'_, Result<Option<Value>, DbErr>>;
+}
+
+impl TurnStore for DatabaseConnection {
+    fn insert_message<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        role: Role,
+        text: &'a str,
+        extras: MessageExtras,
+    ) -> BoxFuture<'a, Result<StoredMessage, DbErr>> {
+        Box::pin(insert_message(self, conversation, role, text, extras))
+    }
+
+    fn set_embedding<'a>(
+        &'a self,
+        message_id: Uuid,
+        embedding: Vec<f32>,
+        model_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), DbErr>> {
+        Box::pin(set_embedding(self, message_id, embedding, model_id))
+    }
+
+    fn set_intent(&self, message_id: Uuid, intent: Value) -> BoxFuture<'_, Result<(), DbErr>> {
+        Box::pin(set_intent(self, message_id, intent))
+    }
+
+    fn latest_intent(
+        &self,
+        conversation_id: Uuid,
+        except: Uuid,
+    ) -> BoxFuture<'_, Result<Option<Value>, DbErr>> {
+        Box::pin(latest_intent(self, conversation_id, except))
+    }
 }
 
 #[cfg(test)]
