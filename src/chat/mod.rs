@@ -72,6 +72,17 @@ impl PublicError for ChatError {
             ChatError::Database(_) => "internal",
         }
     }
+
+    /// The cause of an unavailable chat (a database or model error) goes to the log only.
+    fn public_message(&self) -> String {
+        match self {
+            ChatError::Unavailable(_) => {
+                "the chat cannot answer right now (a service it needs did not answer); try again shortly".into()
+            }
+            ChatError::Database(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<EmbeddingError> for ChatError {

@@ -101,6 +101,17 @@ impl PublicError for RecommendationsError {
             Self::Database(_) => "internal",
         }
     }
+
+    fn public_message(&self) -> String {
+        match self {
+            // The cause (a database or Redis error) goes to the log only.
+            Self::Recommend(RecommendError::Unavailable(_)) => {
+                "the recommender is unavailable right now; try again shortly".into()
+            }
+            Self::Database(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 respond_by_kind!(RecommendationsError);

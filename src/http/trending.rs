@@ -75,6 +75,17 @@ impl PublicError for RankingError {
             RankingError::Database(_) => "internal",
         }
     }
+
+    fn public_message(&self) -> String {
+        match self {
+            // The cause (a Redis error) goes to the log only.
+            RankingError::Unavailable(_) => {
+                "the analytics store is unavailable right now; try again shortly".into()
+            }
+            RankingError::Database(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 respond_by_kind!(RankingError);

@@ -125,11 +125,31 @@ impl SearchClient {
     ) -> Result<Value, SearchError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        let response = self
+        // A search is a read: when sending it fails (a pooled keep-alive connection the server
+        // had closed, typically), it is sent once more on a fresh connection. Timeouts and
+        // writes are not repeated.
+        let is_read = path.ends_with("/_search") || path.ends_with("/_count");
+        let mut sent = self
             .client
-            .send::<String, ()>(method, path, headers, None, body, Some(timeout))
-            .await
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+            .send::<String, ()>(
+                method.clone(),
+                path,
+                headers.clone(),
+                None,
+                body.clone(),
+                Some(timeout),
+            )
+            .await;
+        if let Err(error) = &sent {
+            if is_read && !error.is_timeout() {
+                tracing::debug!(%error, path, "search request not sent; sending it again");
+                sent = self
+                    .client
+                    .send::<String, ()>(method, path, headers, None, body, Some(timeout))
+                    .await;
+            }
+        }
+        let response = sent.map_err(|e| SearchError::Unavailable(e.to_string()))?;
         let status = response.status_code().as_u16();
         let value: Value = response
             .json()
