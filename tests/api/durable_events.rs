@@ -393,3 +393,29 @@ async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_mode
         .collect();
     assert!(similar.contains(&b) && similar.contains(&c), "{similar:?}");
 }
+
+#[actix_web::test]
+async fn concurrent_retries_with_one_key_store_one_event() {
+    let app = spawn_app_with(test_settings()).await;
+    let product = new_product(&app).await;
+    let view = json!({"type": "view", "member_id": "racer", "product_id": product});
+    let answers = futures::future::join_all((0..8).map(|_| async {
+        let response = post(&app, &app.admin_token, Some("race-1"), &view).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body["event_id"].as_str().unwrap().to_string())
+    }))
+    .await;
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::ACCEPTED)
+        .count();
+    assert_eq!(accepted, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(status, id)| *id == answers[0].1
+            && (*status == StatusCode::ACCEPTED || *status == StatusCode::OK)),
+        "{answers:?}"
+    );
+    assert_eq!(interactions(&app.db, "racer", "view").await, 1);
+    assert_eq!(outbox_rows(&app.db).await, 1);
+}
