@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ml",
             "cache",
             "identity",
+            "errors",
             "retry",
             "metrics",
             "telemetry",

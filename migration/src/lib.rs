@@ -16,6 +16,7 @@ mod m20261124_000005_product_tombstones;
 mod m20261124_000006_product_fulltext;
 mod m20261203_000007_korean_lexical;
 mod m20261203_000021_embedding_model;
+mod m20261203_000022_event_idempotency_keys;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_product_fulltext::Migration),
             Box::new(m20261203_000007_korean_lexical::Migration),
             Box::new(m20261203_000021_embedding_model::Migration),
+            Box::new(m20261203_000022_event_idempotency_keys::Migration),
         ]
     }
 }

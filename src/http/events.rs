@@ -1,26 +1,35 @@
 //! `POST /api/events`: the shop reports product views, cart adds and orders. The caller is the
-//! shop (service token, any member) or a member reporting their own events (member token);
-//! anyone else could otherwise steer another member's recommendations. Each is validated, written with its outbox row in one transaction (orders also as
-//! `interactions` rows) and answered `202 Accepted` with the event id; Kafka delivery follows
-//! from the outbox.
+//! shop (service token, any member, any kind and quantity) or a member reporting their own views
+//! and single cart adds (member token): orders and quantities move trending and popularity for
+//! everyone, so only the shop's back end may report them. Each event is validated, written as an
+//! `interactions` row with its outbox row in one transaction (so the CF model rebuilt from
+//! `interactions` after a restart, on any instance, has it) and answered `202 Accepted` with the
+//! event id; Kafka delivery follows from the outbox. With an idempotency key (`Idempotency-Key`
+//! or the body's `event_id`) a retry is answered `200 OK` with the first event's id and counted
+//! once (`events::idempotency`).
 
+use crate::catalog::InteractionKind;
 use crate::db::members::ensure_member;
 use crate::errors::FieldError;
 use crate::errors::{ErrorKind, PublicError};
 use crate::events::envelope::{Envelope, EventType, InteractionPayload};
+use crate::events::idempotency::{self, Claim, IdempotencyKey};
 use crate::events::outbox;
 use crate::http::auth::require_access;
 use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The request header carrying an idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 pub const MAX_ORDER_ID_CHARS: usize = 128;
 pub const MAX_QUANTITY: i32 = 1000;
 /// How far in the future `occurred_at` may be (clock skew between shop and service).
@@ -46,6 +55,14 @@ impl ShopEventKind {
             ShopEventKind::Order => EventType::OrderCompleted,
         }
     }
+
+    fn interaction_kind(self) -> InteractionKind {
+        match self {
+            ShopEventKind::View => InteractionKind::View,
+            ShopEventKind::Cart => InteractionKind::Cart,
+            ShopEventKind::Order => InteractionKind::Order,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,6 +81,12 @@ pub struct ShopEventBody {
     /// When it happened; defaults to now.
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// An idempotency key written as a UUID: the same key as an `Idempotency-Key` header with
+    /// this UUID (send either or both; both must name the same UUID). A retry with the same key
+    /// is answered `200 OK` with the first event's id. It is not the event's id: the answer's
+    /// `event_id` is.
+    #[serde(default)]
+    pub event_id: Option<Uuid>,
 }
 
 /// A body that passed validation.
@@ -75,6 +98,44 @@ struct ShopEvent {
     quantity: i32,
     order_id: Option<String>,
     occurred_at: DateTime<Utc>,
+    /// Whether `occurred_at` was sent (a default "now" is not part of the request's identity).
+    occurred_at_sent: bool,
+}
+
+impl ShopEvent {
+    /// What makes two requests with one idempotency key the same request.
+    fn fingerprint(&self) -> String {
+        let product = self.product_id.to_string();
+        let quantity = self.quantity.to_string();
+        let occurred_at = if self.occurred_at_sent {
+            self.occurred_at.to_rfc3339()
+        } else {
+            String::new()
+        };
+        idempotency::fingerprint(&[
+            self.kind.interaction_kind().as_str(),
+            self.member_id.as_str(),
+            &product,
+            &quantity,
+            self.order_id.as_deref().unwrap_or(""),
+            &occurred_at,
+        ])
+    }
+
+    /// A member token reports only its own views and single cart adds; orders and quantities
+    /// (which move trending and popularity for every shopper) come from the shop's back end.
+    fn check_reporter(&self, caller: &Caller) -> Result<(), EventsError> {
+        match caller {
+            Caller::Shop => Ok(()),
+            Caller::Member(_) if self.kind == ShopEventKind::Order => {
+                Err(EventsError::NotForMembers("orders"))
+            }
+            Caller::Member(_) if self.quantity != 1 => {
+                Err(EventsError::NotForMembers("quantities above 1"))
+            }
+            Caller::Member(_) => Ok(()),
+        }
+    }
 }
 
 impl ShopEventBody {
@@ -122,6 +183,7 @@ impl ShopEventBody {
             }),
             _ => {}
         }
+        let occurred_at_sent = self.occurred_at.is_some();
         let occurred_at = self.occurred_at.unwrap_or(now);
         if occurred_at > now + MAX_CLOCK_SKEW {
             errors.push(FieldError {
@@ -139,6 +201,7 @@ impl ShopEventBody {
             quantity,
             order_id,
             occurred_at,
+            occurred_at_sent,
         })
     }
 }
@@ -149,6 +212,13 @@ pub enum EventsError {
     Validation(Vec<FieldError>),
     #[error("order {0} already has this product")]
     DuplicateOrderLine(String),
+    #[error(
+        "a member token may report only the member's own views and cart adds of one unit; \
+         {0} need the shop's service token"
+    )]
+    NotForMembers(&'static str),
+    #[error("this idempotency key was already used for a different event")]
+    KeyReused,
     #[error("database error")]
     Database(#[from] DbErr),
 }
@@ -158,6 +228,8 @@ impl PublicError for EventsError {
         match self {
             EventsError::Validation(_) => ErrorKind::Invalid,
             EventsError::DuplicateOrderLine(_) => ErrorKind::Conflict,
+            EventsError::NotForMembers(_) => ErrorKind::Forbidden,
+            EventsError::KeyReused => ErrorKind::Invalid,
             EventsError::Database(_) => ErrorKind::Internal,
         }
     }
@@ -166,6 +238,8 @@ impl PublicError for EventsError {
         match self {
             EventsError::Validation(_) => "validation_failed",
             EventsError::DuplicateOrderLine(_) => "conflict",
+            EventsError::NotForMembers(_) => "forbidden",
+            EventsError::KeyReused => "idempotency_key_reused",
             EventsError::Database(_) => "internal",
         }
     }
@@ -173,6 +247,10 @@ impl PublicError for EventsError {
     fn details(&self) -> Vec<FieldError> {
         match self {
             EventsError::Validation(details) => details.clone(),
+            EventsError::KeyReused => vec![FieldError {
+                field: "idempotency_key",
+                message: "send a new key for a new event".into(),
+            }],
             _ => Vec::new(),
         }
     }
@@ -190,19 +268,57 @@ pub struct EventAccepted {
     pub topic: &'static str,
 }
 
+/// The idempotency key of a request: the `Idempotency-Key` header and/or the body's
+/// `event_id`; when both are sent they must name the same key.
+fn idempotency_key(
+    header: Option<&HeaderValue>,
+    body: Option<Uuid>,
+) -> Result<Option<IdempotencyKey>, Vec<FieldError>> {
+    let from_body = body.map(IdempotencyKey::from_uuid);
+    let Some(header) = header else {
+        return Ok(from_body);
+    };
+    let from_header = header
+        .to_str()
+        .map_err(|_| idempotency::KeyError::NotPrintable)
+        .and_then(IdempotencyKey::parse)
+        .map_err(|e| {
+            vec![FieldError {
+                field: "Idempotency-Key",
+                message: e.to_string(),
+            }]
+        })?;
+    match from_body {
+        Some(key) if key != from_header => Err(vec![FieldError {
+            field: "event_id",
+            message: "differs from the Idempotency-Key header; send one key".into(),
+        }]),
+        _ => Ok(Some(from_header)),
+    }
+}
+
 /// Records a shop event (view, cart add, order) for the recommender.
 #[utoipa::path(
     post,
     path = "/api/events",
     tag = "events",
     request_body = ShopEventBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Optional idempotency key: 1 to 128 bytes of printable ASCII without spaces \
+            (a UUID is compared as a UUID). Keys are kept per caller (the shop's token, or each \
+            member's token). A retry with the same key and the same event is answered 200 with \
+            the first event's id and counted once; with a different event it is 422 \
+            `idempotency_key_reused`. The body's `event_id` is the same key written as a UUID."),
+    ),
     security(("service_token" = []), ("member_token" = [])),
     responses(
-        (status = 202, description = "Stored; delivered to Kafka from the outbox", body = EventAccepted),
+        (status = 200, description = "A replay: this idempotency key was accepted before with the same event; the first event's id, nothing written again", body = EventAccepted),
+        (status = 202, description = "Stored (an `interactions` row and its outbox row); delivered to Kafka from the outbox", body = EventAccepted),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: a member posting for another member", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a member posting for another member, or a member token posting an order or a quantity above 1 (the shop's service token only)", body = ErrorBody),
         (status = 409, description = "`conflict`: the order already has this product", body = ErrorBody),
-        (status = 422, description = "`validation_failed` (with `details`; also an unknown `product_id`) or `invalid_body`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (with `details`; also an unknown `product_id`, a malformed `Idempotency-Key`, or a body `event_id` that differs from the header), `idempotency_key_reused` (the key was used for a different event) or `invalid_body`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody),
     )
 )]
@@ -210,18 +326,49 @@ pub struct EventAccepted {
 async fn post_event(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<ShopEventBody>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let event = body
-        .into_inner()
-        .validate(Utc::now())
-        .map_err(EventsError::Validation)?;
+    let body = body.into_inner();
+    let key = idempotency_key(req.headers().get(IDEMPOTENCY_KEY_HEADER), body.event_id);
+    let (event, key) = match (body.validate(Utc::now()), key) {
+        (Ok(event), Ok(key)) => (event, key),
+        (event, key) => {
+            let mut errors = event.err().unwrap_or_default();
+            errors.extend(key.err().unwrap_or_default());
+            return Err(EventsError::Validation(errors).into());
+        }
+    };
     require_access(&caller, &event.member_id)?;
-    Ok(store_event(&state, event).await?)
+    event.check_reporter(&caller)?;
+    let key = key.map(|key| (idempotency::scope(&caller), key));
+    Ok(store_event(&state, event, key).await?)
 }
 
-async fn store_event(state: &AppState, event: ShopEvent) -> Result<HttpResponse, EventsError> {
+/// Writes the event (its `interactions` row and outbox row) in one transaction, or answers a
+/// replay of `key` with the first event's id.
+async fn store_event(
+    state: &AppState,
+    event: ShopEvent,
+    key: Option<(String, IdempotencyKey)>,
+) -> Result<HttpResponse, EventsError> {
     let txn = state.db.begin().await?;
+    let event_id = Uuid::now_v7();
+    if let Some((scope, key)) = &key {
+        match idempotency::claim(&txn, scope, key, event_id, &event.fingerprint()).await? {
+            Claim::New => {}
+            Claim::Replay(first) => {
+                txn.rollback().await?;
+                let event_type = event.kind.event_type();
+                return Ok(HttpResponse::Ok().json(EventAccepted {
+                    event_id: first,
+                    event_type,
+                    topic: event_type.topic().base_name(),
+                }));
+            }
+            Claim::Reused => return Err(EventsError::KeyReused),
+        }
+    }
     let Some(category) = product_category(&txn, event.product_id).await? else {
         return Err(EventsError::Validation(vec![FieldError {
             field: "product_id",
@@ -239,13 +386,16 @@ async fn store_event(state: &AppState, event: ShopEvent) -> Result<HttpResponse,
         event.member_id.as_str(),
         serde_json::to_value(&payload).expect("payload serialises"),
     );
+    envelope.event_id = event_id;
     envelope.occurred_at = event.occurred_at;
     ensure_member(&txn, &event.member_id).await?;
-    if event.kind == ShopEventKind::Order {
-        let order_id = event.order_id.clone().unwrap_or_default();
-        if !insert_order_line(&txn, &event, &order_id).await? {
-            return Err(EventsError::DuplicateOrderLine(order_id));
-        }
+    // Orders are deduplicated by order line; a view or cart add is its own event.
+    let source_ref = match &event.order_id {
+        Some(order_id) if event.kind == ShopEventKind::Order => order_id.clone(),
+        _ => event_id.to_string(),
+    };
+    if !insert_interaction(&txn, &event, &source_ref).await? {
+        return Err(EventsError::DuplicateOrderLine(source_ref));
     }
     outbox::enqueue(&txn, &envelope).await?;
     txn.commit().await?;
@@ -267,23 +417,25 @@ async fn product_category(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<
     row.map(|r| r.try_get("", "category")).transpose()
 }
 
-/// Writes the order line; `false` when the order already has this product.
-async fn insert_order_line(
+/// Writes the `interactions` row; `false` when a row with this `source_ref` (an order's line)
+/// exists already.
+async fn insert_interaction(
     txn: &DatabaseTransaction,
     event: &ShopEvent,
-    order_id: &str,
+    source_ref: &str,
 ) -> Result<bool, DbErr> {
     let result = txn
         .execute_raw(Statement::from_sql_and_values(
             txn.get_database_backend(),
             "INSERT INTO interactions (member_id, product_id, kind, quantity, source_ref, occurred_at) \
-             VALUES ($1, $2, 'order', $3, $4, $5) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (source_ref, product_id, kind) WHERE source_ref IS NOT NULL DO NOTHING",
             [
                 event.member_id.as_str().into(),
                 event.product_id.into(),
+                event.kind.interaction_kind().as_str().into(),
                 event.quantity.into(),
-                order_id.into(),
+                source_ref.into(),
                 event.occurred_at.into(),
             ],
         ))
@@ -303,6 +455,7 @@ mod tests {
             quantity: None,
             order_id: None,
             occurred_at: None,
+            event_id: None,
         }
     }
 
@@ -331,5 +484,79 @@ mod tests {
             .map(|e| e.field)
             .collect();
         assert_eq!(fields, vec!["member_id", "quantity", "occurred_at"]);
+    }
+
+    #[test]
+    fn the_header_and_the_body_name_one_key() {
+        let id = Uuid::now_v7();
+        let upper = HeaderValue::from_str(&id.to_string().to_uppercase()).unwrap();
+        assert_eq!(
+            idempotency_key(Some(&upper), Some(id)).unwrap(),
+            Some(IdempotencyKey::from_uuid(id))
+        );
+        assert_eq!(
+            idempotency_key(None, Some(id)).unwrap(),
+            Some(IdempotencyKey::from_uuid(id))
+        );
+        assert_eq!(idempotency_key(None, None).unwrap(), None);
+        let other = HeaderValue::from_static("retry-7");
+        assert_eq!(
+            idempotency_key(Some(&other), None)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "retry-7"
+        );
+        let errors = idempotency_key(Some(&other), Some(id)).unwrap_err();
+        assert_eq!(errors[0].field, "event_id");
+        let long = HeaderValue::from_str(&"k".repeat(129)).unwrap();
+        assert_eq!(
+            idempotency_key(Some(&long), None).unwrap_err()[0].field,
+            "Idempotency-Key"
+        );
+    }
+
+    #[test]
+    fn members_report_only_views_and_single_cart_adds() {
+        let member = Caller::Member(MemberId::parse("m-1").unwrap());
+        let event = |kind, quantity: Option<i32>| {
+            let mut b = body(kind);
+            b.quantity = quantity;
+            if kind == ShopEventKind::Order {
+                b.order_id = Some("o-1".into());
+            }
+            b.validate(Utc::now()).unwrap()
+        };
+        assert!(event(ShopEventKind::View, None)
+            .check_reporter(&member)
+            .is_ok());
+        assert!(event(ShopEventKind::Cart, Some(1))
+            .check_reporter(&member)
+            .is_ok());
+        for refused in [
+            event(ShopEventKind::Order, None),
+            event(ShopEventKind::Cart, Some(2)),
+            event(ShopEventKind::View, Some(2)),
+        ] {
+            let error = refused.check_reporter(&member).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Forbidden);
+            assert_eq!(error.code(), "forbidden");
+            assert!(refused.check_reporter(&Caller::Shop).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_request_is_the_same_request_without_its_default_time() {
+        let first = body(ShopEventKind::View).validate(Utc::now()).unwrap();
+        let later = body(ShopEventKind::View)
+            .validate(Utc::now() + chrono::Duration::seconds(5))
+            .unwrap();
+        assert_eq!(first.fingerprint(), later.fingerprint());
+        let mut cart = body(ShopEventKind::Cart);
+        cart.quantity = Some(1);
+        assert_ne!(
+            cart.validate(Utc::now()).unwrap().fingerprint(),
+            first.fingerprint()
+        );
     }
 }
