@@ -5,6 +5,9 @@
 //! Indices are versioned (`{prefix}messages-v1`) behind aliases (`{prefix}messages`) and index
 //! templates, so a mapping change is a new version plus `convrec reindex`, never a break.
 
+/// How often a read whose sending failed is sent (see `SearchClient::raw`).
+const READ_SEND_ATTEMPTS: u32 = 3;
+
 pub mod bulk;
 pub mod documents;
 pub mod mappings;
@@ -125,31 +128,31 @@ impl SearchClient {
     ) -> Result<Value, SearchError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        // A search is a read: when sending it fails (a pooled keep-alive connection the server
-        // had closed, typically), it is sent once more on a fresh connection. Timeouts and
-        // writes are not repeated.
+        // A search is a read: when sending it fails at once (pooled keep-alive connections the
+        // server had closed, typically, and the pool may hold several), it is sent again, up to
+        // READ_SEND_ATTEMPTS times. Timeouts and writes are not repeated.
         let is_read = path.ends_with("/_search") || path.ends_with("/_count");
-        let mut sent = self
-            .client
-            .send::<String, ()>(
-                method.clone(),
-                path,
-                headers.clone(),
-                None,
-                body.clone(),
-                Some(timeout),
-            )
-            .await;
-        if let Err(error) = &sent {
-            if is_read && !error.is_timeout() {
-                tracing::debug!(%error, path, "search request not sent; sending it again");
-                sent = self
-                    .client
-                    .send::<String, ()>(method, path, headers, None, body, Some(timeout))
-                    .await;
+        let mut attempt = 1;
+        let response = loop {
+            let sent = self
+                .client
+                .send::<String, ()>(
+                    method.clone(),
+                    path,
+                    headers.clone(),
+                    None,
+                    body.clone(),
+                    Some(timeout),
+                )
+                .await;
+            match sent {
+                Err(error) if is_read && !error.is_timeout() && attempt < READ_SEND_ATTEMPTS => {
+                    tracing::debug!(%error, path, attempt, "search request not sent; sending it again");
+                    attempt += 1;
+                }
+                sent => break sent.map_err(|e| SearchError::Unavailable(e.to_string()))?,
             }
-        }
-        let response = sent.map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        };
         let status = response.status_code().as_u16();
         let value: Value = response
             .json()
