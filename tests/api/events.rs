@@ -317,6 +317,33 @@ async fn a_broker_outage_delays_events_but_loses_none() {
     assert_applied_exactly_once(&app.db, &app.settings, &expected).await;
 }
 
+/// The harness's drain fails a test after its timeout, naming what had not drained, rather
+/// than hanging or passing: here the broker is gone, so the outbox keeps the events.
+#[actix_web::test]
+async fn a_drain_that_cannot_finish_fails_and_names_what_is_left() {
+    let mut broker = PrivateBroker::start();
+    let app = event_app()
+        .settings(|settings| settings.kafka.brokers = broker.brokers())
+        .spawn()
+        .await;
+    let products = create_products(&app, 1).await;
+    broker.stop();
+    app.post_shop_events(&products, 0..3, &mut Expected::default())
+        .await;
+    let drain = crate::drain::drain_events(&app.settings, &app.db, Duration::from_secs(2));
+    let failure = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(drain))
+        .await
+        .expect_err("the drain fails");
+    let message = failure
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("did not drain within 2s")
+            && message.contains("the outbox to be dispatched: 3 rows, 3 pending"),
+        "{message}"
+    );
+}
+
 #[actix_web::test]
 async fn two_dispatchers_on_one_outbox_never_send_an_event_twice() {
     let first = event_app()
