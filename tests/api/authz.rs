@@ -4,6 +4,7 @@
 //! (B on B's data, the shop on anyone's) show the refusals are not just broken routes.
 
 use crate::chat_support::*;
+use crate::helpers::{spawn_app, test_settings, TestApp};
 use convrec::chat::store::{self, MessageExtras, Role};
 use convrec::identity::MemberTokens;
 use reqwest::{Method, StatusCode};
@@ -30,11 +31,8 @@ fn case(method: Method, path: impl Into<String>, body: Option<Value>) -> Case {
 }
 
 impl Case {
-    async fn call(&self, chat: &ChatApp, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = chat
-            .app
-            .client
-            .request(self.method.clone(), chat.app.url(&self.path));
+    async fn call(&self, app: &TestApp, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = app.client.request(self.method.clone(), app.url(&self.path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -53,7 +51,7 @@ impl Case {
 }
 
 struct World {
-    chat: ChatApp,
+    app: TestApp,
     alice: String,
     bob: String,
     bobs_conversation: Uuid,
@@ -61,15 +59,15 @@ struct World {
 }
 
 async fn world() -> World {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let bobs_conversation = chat.create_conversation("bob", Some("bob's secret")).await;
-    let conversation = store::find_conversation(&chat.app.db, bobs_conversation)
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let bobs_conversation = app.create_conversation("bob", Some("bob's secret")).await;
+    let conversation = store::find_conversation(&app.db, bobs_conversation)
         .await
         .unwrap()
         .unwrap();
     store::insert_message(
-        &chat.app.db,
+        &app.db,
         &conversation,
         Role::User,
         "bob's private padding question",
@@ -77,12 +75,12 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let products: Value = chat.app.get("/api/products").await.json().await.unwrap();
+    let products: Value = app.get("/api/products").await.json().await.unwrap();
     let product = products["items"][0]["id"].as_str().unwrap().to_string();
     World {
-        alice: chat.token("alice"),
-        bob: chat.token("bob"),
-        chat,
+        alice: app.member_token("alice"),
+        bob: app.member_token("bob"),
+        app,
         bobs_conversation,
         product,
     }
@@ -155,11 +153,11 @@ fn own_endpoints() -> Vec<Case> {
 async fn no_token_and_bad_tokens_are_401_on_every_authenticated_endpoint() {
     let w = world().await;
     let other_secret = {
-        let mut settings = chat_settings();
+        let mut settings = test_settings();
         settings.security.member_token_secret = SecretString::from("someone-elses-secret");
         MemberTokens::new(&settings.security)
     };
-    let expired = w.chat.tokens.issue_with_ttl("bob", 0).unwrap();
+    let expired = w.app.state.tokens.issue_with_ttl("bob", 0).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let forged = other_secret.issue("bob").unwrap();
     let cases: Vec<Case> = bobs_endpoints(&w)
@@ -167,7 +165,7 @@ async fn no_token_and_bad_tokens_are_401_on_every_authenticated_endpoint() {
         .chain(own_endpoints())
         .collect();
     for case in &cases {
-        let (status, body) = case.call(&w.chat, None).await;
+        let (status, body) = case.call(&w.app, None).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
@@ -184,7 +182,7 @@ async fn no_token_and_bad_tokens_are_401_on_every_authenticated_endpoint() {
             ),
             ("expired", expired.as_str(), "token_expired"),
         ] {
-            let (status, body) = case.call(&w.chat, Some(token)).await;
+            let (status, body) = case.call(&w.app, Some(token)).await;
             assert_eq!(
                 status,
                 StatusCode::UNAUTHORIZED,
@@ -196,14 +194,14 @@ async fn no_token_and_bad_tokens_are_401_on_every_authenticated_endpoint() {
     }
     // Catalog writes: no token is 401; any bearer token but the shop's is 403.
     for case in shop_endpoints(&w) {
-        let (status, _) = case.call(&w.chat, None).await;
+        let (status, _) = case.call(&w.app, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", case.name());
-        let (status, _) = case.call(&w.chat, Some("not-a-token")).await;
+        let (status, _) = case.call(&w.app, Some("not-a-token")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{}", case.name());
     }
     // The socket: refused before the upgrade.
     for token in ["", "not-a-token", UNSIGNED_TOKEN, &forged, &expired] {
-        match w.chat.try_connect(token, None).await {
+        match w.app.try_connect(token, None).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status().as_u16(), 401)
             }
@@ -216,7 +214,7 @@ async fn no_token_and_bad_tokens_are_401_on_every_authenticated_endpoint() {
 async fn member_a_can_neither_read_nor_write_member_bs_data() {
     let w = world().await;
     for case in bobs_endpoints(&w) {
-        let (status, body) = case.call(&w.chat, Some(&w.alice)).await;
+        let (status, body) = case.call(&w.app, Some(&w.alice)).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -226,17 +224,17 @@ async fn member_a_can_neither_read_nor_write_member_bs_data() {
         assert_eq!(body["error"]["code"], "forbidden", "{}", case.name());
     }
     // Nothing alice tried was written: bob's conversation still has its one message.
-    let messages = store::list_messages(&w.chat.app.db, w.bobs_conversation, None, 10)
+    let messages = store::list_messages(&w.app.db, w.bobs_conversation, None, 10)
         .await
         .unwrap();
     assert_eq!(messages.len(), 1, "alice wrote into bob's conversation");
     // Positive controls: bob himself and the shop get through (not 401/403).
     for case in bobs_endpoints(&w) {
-        for (who, token) in [("bob", w.bob.as_str()), ("shop", &w.chat.app.admin_token)] {
+        for (who, token) in [("bob", w.bob.as_str()), ("shop", &w.app.admin_token)] {
             if who == "shop" && case.method == Method::POST && case.path.contains("/messages") {
                 continue; // posting chat messages is for members only (checked below)
             }
-            let (status, body) = case.call(&w.chat, Some(token)).await;
+            let (status, body) = case.call(&w.app, Some(token)).await;
             assert!(
                 status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
                 "{who}: {}: {status} {body}",
@@ -246,7 +244,7 @@ async fn member_a_can_neither_read_nor_write_member_bs_data() {
     }
     // Alice's own views never contain bob's data.
     let (_, page) = case(Method::GET, "/api/conversations", None)
-        .call(&w.chat, Some(&w.alice))
+        .call(&w.app, Some(&w.alice))
         .await;
     assert!(
         !page.to_string().contains(&w.bobs_conversation.to_string()),
@@ -260,7 +258,7 @@ async fn member_a_can_neither_read_nor_write_member_bs_data() {
         ),
         None,
     )
-    .call(&w.chat, Some(&w.alice))
+    .call(&w.app, Some(&w.alice))
     .await;
     assert_eq!(status, StatusCode::OK, "{hits}");
     assert_eq!(
@@ -273,7 +271,7 @@ async fn member_a_can_neither_read_nor_write_member_bs_data() {
 async fn members_get_403_on_the_shops_endpoints_and_the_shop_on_member_only_ones() {
     let w = world().await;
     for case in shop_endpoints(&w) {
-        let (status, body) = case.call(&w.chat, Some(&w.alice)).await;
+        let (status, body) = case.call(&w.app, Some(&w.alice)).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -282,12 +280,12 @@ async fn members_get_403_on_the_shops_endpoints_and_the_shop_on_member_only_ones
         );
     }
     assert_eq!(
-        w.chat.app.product_count().await,
+        w.app.product_count().await,
         7,
         "no member write got through"
     );
     // Creating conversations and chatting are a member's (the shop has no conversations).
-    let shop = w.chat.app.admin_token.clone();
+    let shop = w.app.admin_token.clone();
     for case in [
         case(Method::POST, "/api/conversations", Some(json!({}))),
         case(
@@ -296,7 +294,7 @@ async fn members_get_403_on_the_shops_endpoints_and_the_shop_on_member_only_ones
             Some(json!({"text": "hello"})),
         ),
     ] {
-        let (status, body) = case.call(&w.chat, Some(&shop)).await;
+        let (status, body) = case.call(&w.app, Some(&shop)).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -304,7 +302,7 @@ async fn members_get_403_on_the_shops_endpoints_and_the_shop_on_member_only_ones
             case.name()
         );
     }
-    match w.chat.try_connect(&shop, None).await {
+    match w.app.try_connect(&shop, None).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 403)
         }
@@ -317,7 +315,7 @@ async fn members_get_403_on_the_shops_endpoints_and_the_shop_on_member_only_ones
         Some(json!({"type": "view", "member_id": "alice", "product_id": w.product})),
     );
     assert_eq!(
-        own.call(&w.chat, Some(&w.alice)).await.0,
+        own.call(&w.app, Some(&w.alice)).await.0,
         StatusCode::ACCEPTED
     );
 }
@@ -327,13 +325,13 @@ async fn over_the_socket_member_a_cannot_join_resume_or_write_to_bs_conversation
     let w = world().await;
     let bobs = w.bobs_conversation;
     // Joining at the upgrade.
-    match w.chat.try_connect(&w.alice, Some(bobs)).await {
+    match w.app.try_connect(&w.alice, Some(bobs)).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 403)
         }
         other => panic!("alice joined bob's conversation: {:?}", other.is_ok()),
     }
-    let mut socket = w.chat.connect("alice").await;
+    let mut socket = w.app.connect("alice").await;
     // Resuming by frame.
     send_json(&mut socket, json!({"type":"resume","conversation_id":bobs})).await;
     let error = expect_frame(&mut socket, "error").await;
@@ -357,12 +355,12 @@ async fn over_the_socket_member_a_cannot_join_resume_or_write_to_bs_conversation
     assert_ne!(ack["conversation_id"], bobs.to_string());
     expect_frame(&mut socket, "typing").await;
     expect_frame(&mut socket, "reply").await;
-    let messages = store::list_messages(&w.chat.app.db, bobs, None, 10)
+    let messages = store::list_messages(&w.app.db, bobs, None, 10)
         .await
         .unwrap();
     assert_eq!(messages.len(), 1, "bob's conversation is untouched");
     // Bob himself can resume it (positive control).
-    let mut bobs_socket = w.chat.try_connect(&w.bob, Some(bobs)).await.unwrap();
+    let mut bobs_socket = w.app.try_connect(&w.bob, Some(bobs)).await.unwrap();
     let history = expect_frame(&mut bobs_socket, "history").await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 1);
 }

@@ -2,7 +2,7 @@
 //! `eval "$(scripts/e2e-deps.sh)"` (scripts/test.sh does it); without those paths it says so
 //! and does nothing.
 
-use crate::chat_support::{chat_settings, seed_catalog, spawn_chat_app_with};
+use crate::helpers::TestApp;
 
 #[actix_web::test]
 async fn the_chat_page_answers_in_korean_and_english_and_keeps_its_history() {
@@ -13,15 +13,16 @@ async fn the_chat_page_answers_in_korean_and_english_and_keeps_its_history() {
         eprintln!("skipped: run `eval \"$(scripts/e2e-deps.sh)\"` to install Chromium and playwright-core");
         return;
     };
-    let mut settings = chat_settings();
-    settings.security.demo_tokens = true;
-    let chat = spawn_chat_app_with(settings).await;
-    seed_catalog(&chat.app).await;
+    let app = TestApp::builder()
+        .settings(|settings| settings.security.demo_tokens = true)
+        .spawn()
+        .await;
+    app.seed_catalog().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/chat_page.cjs");
     // Async, so this test's runtime keeps serving the page while the browser runs.
     let output = tokio::process::Command::new("node")
         .arg(script)
-        .arg(&chat.app.address)
+        .arg(&app.address)
         .arg(&chromium)
         .env("NODE_PATH", &node_path)
         .output()

@@ -2,23 +2,21 @@
 //! emptied the list and still shows the nearest products, marked as outside the request
 //! (issue 21). Runs the real pipeline (local analyser, template reply) on the seeded catalog.
 
-use crate::chat_support::{seed_catalog, spawn_chat_app, ChatApp};
+use crate::helpers::{spawn_app, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-impl ChatApp {
+impl TestApp {
     /// Sends one message over the REST chat API and returns the reply (`message`, `products`).
     async fn say(&self, member: &str, text: &str) -> Value {
         let id = self.create_conversation(member, None).await;
         let response = self
-            .app
-            .client
-            .post(self.app.url(&format!("/api/conversations/{id}/messages")))
-            .bearer_auth(self.token(member))
-            .json(&json!({ "text": text }))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                &self.member_token(member),
+                &format!("/api/conversations/{id}/messages"),
+                &json!({ "text": text }),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.unwrap();
         body["reply"].clone()
@@ -31,9 +29,9 @@ fn has_hangul(text: &str) -> bool {
 
 #[actix_web::test]
 async fn a_korean_message_gets_cards_explained_in_korean() {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let reply = chat.say("mina", "10만원 이하 패딩 추천해줘").await;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let reply = app.say("mina", "10만원 이하 패딩 추천해줘").await;
     let products = reply["products"].as_array().unwrap();
     assert!(!products.is_empty(), "{reply:#}");
     for product in products {
@@ -59,7 +57,7 @@ async fn a_korean_message_gets_cards_explained_in_korean() {
     assert!(has_hangul(reply["message"]["text"].as_str().unwrap()));
 
     // The same shop in English stays English.
-    let english = chat.say("mina", "padded jacket under 100,000 won").await;
+    let english = app.say("mina", "padded jacket under 100,000 won").await;
     for product in english["products"].as_array().unwrap() {
         let explanation = product["explanation"].as_str().unwrap();
         assert!(!has_hangul(explanation), "{explanation}");
@@ -68,10 +66,10 @@ async fn a_korean_message_gets_cards_explained_in_korean() {
 
 #[actix_web::test]
 async fn when_the_price_empties_the_list_the_nearest_products_are_shown_outside_the_request() {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
     // The seeded hiking boots cost ₩129,000 and ₩189,000.
-    let reply = chat.say("jun", "5만원 이하 등산화 있어?").await;
+    let reply = app.say("jun", "5만원 이하 등산화 있어?").await;
     let text = reply["message"]["text"].as_str().unwrap();
     assert!(text.contains("가격 조건"), "names the constraint: {text}");
     assert!(text.contains("요청하신 조건 밖"), "{text}");
@@ -98,7 +96,7 @@ async fn when_the_price_empties_the_list_the_nearest_products_are_shown_outside_
         products[0]
     );
 
-    let english = chat.say("jun", "hiking boots under $30").await;
+    let english = app.say("jun", "hiking boots under $30").await;
     let text = english["message"]["text"].as_str().unwrap();
     assert!(text.contains("the price limit emptied the list"), "{text}");
     let first = &english["products"][0];
@@ -114,10 +112,10 @@ async fn when_the_price_empties_the_list_the_nearest_products_are_shown_outside_
 
 #[actix_web::test]
 async fn a_price_in_a_rest_query_filters_and_its_language_explains() {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let token = chat.token("sora");
-    let list: Value = chat
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let token = app.member_token("sora");
+    let list: Value = app
         .get_as(&token, "/api/recommendations/sora?q=2만원 이하 반팔 티셔츠")
         .await
         .json()
@@ -140,27 +138,9 @@ async fn a_price_in_a_rest_query_filters_and_its_language_explains() {
 #[actix_web::test]
 #[ignore]
 async fn issue_21_examples_on_the_demo_catalog() {
-    use convrec::catalog::embedding::{embed_products, Scope};
-    use convrec::config::Settings;
-    use convrec::import::{self, ImportSource};
-    use convrec::ml::blocking::BlockingEmbedder;
-    use convrec::ml::load_embedder;
-
-    let chat = spawn_chat_app().await;
-    import::run(&chat.app.db, ImportSource::Demo, 100, false)
-        .await
-        .unwrap();
-    let model = Settings::load(None).unwrap().content_model();
-    let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
-    embed_products(
-        &chat.app.db,
-        Scope::Missing,
-        embedder.model_id(),
-        |t| embedder.embed_as(convrec::ml::TextKind::Passage, t),
-        false,
-    )
-    .await
-    .unwrap();
+    let app = spawn_app().await;
+    app.import_demo_catalog().await;
+    app.embed_catalog().await;
     for message in [
         "만원 이하 간식",
         "다이어트 도시락 만오천원 이하",
@@ -169,7 +149,7 @@ async fn issue_21_examples_on_the_demo_catalog() {
         "5만원 이하로 러닝화 있어?",
         "겨울 패딩 10만원 이하로 추천해줘",
     ] {
-        let reply = chat.say("issue21", message).await;
+        let reply = app.say("issue21", message).await;
         println!(
             "\n## {message}\n{}",
             reply["message"]["text"].as_str().unwrap()

@@ -3,6 +3,7 @@
 //! replies, flooding and many concurrent sessions.
 
 use crate::chat_support::*;
+use crate::helpers::{spawn_app, TestApp};
 use convrec::chat::store::{self, MessageExtras, Role};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
@@ -19,28 +20,28 @@ fn refused_status(result: Result<Socket, tungstenite::Error>) -> u16 {
 
 #[actix_web::test]
 async fn the_upgrade_is_refused_without_a_member_token_or_for_anothers_conversation() {
-    let chat = spawn_chat_app().await;
-    assert_eq!(refused_status(chat.try_connect("", None).await), 401);
-    assert_eq!(refused_status(chat.try_connect("garbage", None).await), 401);
-    let shop = chat.app.admin_token.clone();
-    assert_eq!(refused_status(chat.try_connect(&shop, None).await), 403);
+    let app = spawn_app().await;
+    assert_eq!(refused_status(app.try_connect("", None).await), 401);
+    assert_eq!(refused_status(app.try_connect("garbage", None).await), 401);
+    let shop = app.admin_token.clone();
+    assert_eq!(refused_status(app.try_connect(&shop, None).await), 403);
 
-    let alices = chat.create_conversation("alice", None).await;
-    let bob = chat.token("bob");
+    let alices = app.create_conversation("alice", None).await;
+    let bob = app.member_token("bob");
     assert_eq!(
-        refused_status(chat.try_connect(&bob, Some(alices)).await),
+        refused_status(app.try_connect(&bob, Some(alices)).await),
         403
     );
     assert_eq!(
-        refused_status(chat.try_connect(&bob, Some(Uuid::new_v4())).await),
+        refused_status(app.try_connect(&bob, Some(Uuid::new_v4())).await),
         404
     );
 }
 
 #[actix_web::test]
 async fn bad_frames_get_error_frames_and_the_session_lives_on() {
-    let chat = spawn_chat_app().await;
-    let mut socket = chat.connect("alice").await;
+    let app = spawn_app().await;
+    let mut socket = app.connect("alice").await;
     assert_alive(&mut socket).await;
 
     let cases = [
@@ -79,9 +80,9 @@ async fn bad_frames_get_error_frames_and_the_session_lives_on() {
 
 #[actix_web::test]
 async fn an_oversized_frame_closes_only_that_socket() {
-    let chat = spawn_chat_app().await;
-    let mut bystander = chat.connect("bob").await;
-    let mut socket = chat.connect("alice").await;
+    let app = spawn_app().await;
+    let mut bystander = app.connect("bob").await;
+    let mut socket = app.connect("alice").await;
     let huge = json!({"type":"message","text":"x".repeat(20_000)}).to_string();
     socket.send(Message::Text(huge.into())).await.unwrap();
     let error = expect_frame(&mut socket, "error").await;
@@ -94,15 +95,15 @@ async fn an_oversized_frame_closes_only_that_socket() {
         other => panic!("expected a close frame, got {other:?}"),
     }
     assert_alive(&mut bystander).await;
-    let mut again = chat.connect("alice").await;
+    let mut again = app.connect("alice").await;
     assert_alive(&mut again).await;
 }
 
 #[actix_web::test]
 async fn resume_sends_the_history_and_refuses_anothers_conversation() {
-    let chat = spawn_chat_app().await;
-    let id = chat.create_conversation("alice", Some("패딩")).await;
-    let conversation = store::find_conversation(&chat.app.db, id)
+    let app = spawn_app().await;
+    let id = app.create_conversation("alice", Some("패딩")).await;
+    let conversation = store::find_conversation(&app.db, id)
         .await
         .unwrap()
         .unwrap();
@@ -110,20 +111,14 @@ async fn resume_sends_the_history_and_refuses_anothers_conversation() {
         (Role::User, "패딩 보여줘"),
         (Role::Assistant, "이 패딩 어때요?"),
     ] {
-        store::insert_message(
-            &chat.app.db,
-            &conversation,
-            role,
-            text,
-            MessageExtras::default(),
-        )
-        .await
-        .unwrap();
+        store::insert_message(&app.db, &conversation, role, text, MessageExtras::default())
+            .await
+            .unwrap();
     }
 
     // On connect, from the query.
-    let mut socket = chat
-        .try_connect(&chat.token("alice"), Some(id))
+    let mut socket = app
+        .try_connect(&app.member_token("alice"), Some(id))
         .await
         .unwrap();
     let history = expect_frame(&mut socket, "history").await;
@@ -138,12 +133,12 @@ async fn resume_sends_the_history_and_refuses_anothers_conversation() {
     assert_eq!(history["has_more"], false);
 
     // By frame.
-    let mut socket = chat.connect("alice").await;
+    let mut socket = app.connect("alice").await;
     send_json(&mut socket, json!({"type":"resume","conversation_id":id})).await;
     let history = expect_frame(&mut socket, "history").await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
 
-    let mut intruder = chat.connect("mallory").await;
+    let mut intruder = app.connect("mallory").await;
     send_json(&mut intruder, json!({"type":"resume","conversation_id":id})).await;
     let error = expect_frame(&mut intruder, "error").await;
     assert_eq!(error["code"], "forbidden");
@@ -161,17 +156,10 @@ async fn resume_sends_the_history_and_refuses_anothers_conversation() {
 
 #[actix_web::test]
 async fn the_session_gauge_follows_open_sockets() {
-    let chat = spawn_chat_app().await;
-    let gauge = || async {
-        let text = chat.app.get("/metrics").await.text().await.unwrap();
-        text.lines()
-            .find(|l| l.starts_with("ws_sessions_active "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(|v| v.parse::<f64>().unwrap())
-            .unwrap()
-    };
-    let mut a = chat.connect("a").await;
-    let mut b = chat.connect("b").await;
+    let app = spawn_app().await;
+    let gauge = || async { app.metric("ws_sessions_active").await.unwrap() };
+    let mut a = app.connect("a").await;
+    let mut b = app.connect("b").await;
     assert_alive(&mut a).await;
     assert_alive(&mut b).await;
     assert_eq!(gauge().await, 2.0);
@@ -187,9 +175,9 @@ async fn the_session_gauge_follows_open_sockets() {
 
 #[actix_web::test]
 async fn a_message_is_acked_then_answered_with_real_products_and_stored() {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let mut socket = chat.connect("alice").await;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let mut socket = app.connect("alice").await;
     send_json(
         &mut socket,
         json!({"type":"message","text":"20만원 이하 패딩 추천해 주세요","client_id":"k1"}),
@@ -234,11 +222,10 @@ async fn a_message_is_acked_then_answered_with_real_products_and_stored() {
 
     // Stored: four messages, the user ones with embedding and intent, the replies with products.
     use sea_orm::{ConnectionTrait, Statement};
-    let rows = chat
-        .app
+    let rows = app
         .db
         .query_all_raw(Statement::from_sql_and_values(
-            chat.app.db.get_database_backend(),
+            app.db.get_database_backend(),
             "SELECT role, embedding IS NOT NULL AS embedded, intent IS NOT NULL AS analysed, \
              products IS NOT NULL AS with_products FROM conversation_messages \
              WHERE conversation_id = $1::uuid ORDER BY created_at",
@@ -260,11 +247,10 @@ async fn a_message_is_acked_then_answered_with_real_products_and_stored() {
     let user = ("user".to_string(), true, true, false);
     let assistant = ("assistant".to_string(), false, false, true);
     assert_eq!(summary, [user.clone(), assistant.clone(), user, assistant]);
-    let events = chat
-        .app
+    let events = app
         .db
         .query_one_raw(Statement::from_sql_and_values(
-            chat.app.db.get_database_backend(),
+            app.db.get_database_backend(),
             "SELECT count(*) AS n FROM outbox WHERE payload->'payload'->>'conversation_id' = $1",
             [conversation_id.into()],
         ))
@@ -276,9 +262,9 @@ async fn a_message_is_acked_then_answered_with_real_products_and_stored() {
 
 #[actix_web::test]
 async fn a_message_to_anothers_conversation_is_refused_and_the_session_lives_on() {
-    let chat = spawn_chat_app().await;
-    let alices = chat.create_conversation("alice", None).await;
-    let mut socket = chat.connect("mallory").await;
+    let app = spawn_app().await;
+    let alices = app.create_conversation("alice", None).await;
+    let mut socket = app.connect("mallory").await;
     send_json(
         &mut socket,
         json!({"type":"message","text":"hello","conversation_id":alices,"client_id":"m1"}),
@@ -292,9 +278,9 @@ async fn a_message_to_anothers_conversation_is_refused_and_the_session_lives_on(
 
 #[actix_web::test]
 async fn a_flood_is_answered_with_overloaded_and_every_accepted_message_is_answered() {
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let mut socket = chat.connect("flooder").await;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let mut socket = app.connect("flooder").await;
     const SENT: usize = 40;
     for n in 0..SENT {
         send_json(
@@ -321,16 +307,17 @@ async fn a_flood_is_answered_with_overloaded_and_every_accepted_message_is_answe
     );
     assert_eq!(acks, replies);
     assert_alive(&mut socket).await;
-    let metrics = chat.app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"chat_frames_rejected_total{code="overloaded"}"#));
 }
 
 #[actix_web::test]
 async fn two_hundred_concurrent_sessions_each_get_their_reply() {
-    let mut settings = chat_settings();
-    settings.database.max_connections = 20;
-    let chat = spawn_chat_app_with(settings).await;
-    seed_catalog(&chat.app).await;
+    let app = TestApp::builder()
+        .settings(|settings| settings.database.max_connections = 20)
+        .spawn()
+        .await;
+    app.seed_catalog().await;
     const SESSIONS: usize = 200;
     let texts = [
         "따뜻한 패딩 추천해 주세요",
@@ -344,7 +331,7 @@ async fn two_hundred_concurrent_sessions_each_get_their_reply() {
     ];
     let mut sockets = Vec::with_capacity(SESSIONS);
     for n in 0..SESSIONS {
-        sockets.push(chat.connect(&format!("member-{n}")).await);
+        sockets.push(app.connect(&format!("member-{n}")).await);
     }
     let started = std::time::Instant::now();
     let turns = sockets
@@ -383,11 +370,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[actix_web::test]
 #[ignore = "a benchmark: run explicitly"]
 async fn chat_latency() {
-    let mut settings = chat_settings();
-    settings.database.max_connections = 20;
-    settings.rate_limit.enabled = false;
-    let chat = spawn_chat_app_with(settings).await;
-    seed_catalog(&chat.app).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            settings.database.max_connections = 20;
+            settings.rate_limit.enabled = false;
+        })
+        .spawn()
+        .await;
+    app.seed_catalog().await;
     const TURNS: usize = 10;
     let texts = [
         "따뜻한 패딩 추천해 주세요",
@@ -399,7 +389,7 @@ async fn chat_latency() {
     for sessions in [1usize, 100] {
         let mut sockets = Vec::new();
         for n in 0..sessions {
-            sockets.push(chat.connect(&format!("bench-{sessions}-{n}")).await);
+            sockets.push(app.connect(&format!("bench-{sessions}-{n}")).await);
         }
         let runs = sockets
             .into_iter()

@@ -1,8 +1,7 @@
 //! Member identity on the conversation API (401/403/404, demo tokens) and the conversation
 //! REST endpoints. Sending a message runs the pipeline, tested in `chat_ws`.
 
-use crate::chat_support::{chat_settings, spawn_chat_app, spawn_chat_app_with, ChatApp};
-use crate::helpers::error_code;
+use crate::helpers::{error_code, spawn_app, TestApp};
 use convrec::chat::store::{self, MessageExtras, Role};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::StatusCode;
@@ -10,35 +9,23 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-impl ChatApp {
-    pub(crate) async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
-        self.app
-            .client
-            .get(self.app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 #[actix_web::test]
 async fn a_missing_garbage_or_expired_token_is_401() {
-    let settings = chat_settings();
-    let secret = settings
+    let app = spawn_app().await;
+    let secret = app
+        .settings
         .security
         .member_token_secret
         .expose_secret()
         .to_string();
-    let chat = spawn_chat_app_with(settings).await;
 
-    let missing = chat.app.get("/api/conversations").await;
+    let missing = app.get("/api/conversations").await;
     assert_eq!(
         error_code(missing, StatusCode::UNAUTHORIZED).await,
         "unauthorized"
     );
 
-    let garbage = chat.get_as("not.a.token", "/api/conversations").await;
+    let garbage = app.get_as("not.a.token", "/api/conversations").await;
     assert_eq!(
         error_code(garbage, StatusCode::UNAUTHORIZED).await,
         "unauthorized"
@@ -51,7 +38,7 @@ async fn a_missing_garbage_or_expired_token_is_401() {
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap();
-    let response = chat.get_as(&expired, "/api/conversations").await;
+    let response = app.get_as(&expired, "/api/conversations").await;
     assert_eq!(
         error_code(response, StatusCode::UNAUTHORIZED).await,
         "token_expired"
@@ -63,7 +50,7 @@ async fn a_missing_garbage_or_expired_token_is_401() {
         &EncodingKey::from_secret(b"someone else's secret"),
     )
     .unwrap();
-    let response = chat.get_as(&other_secret, "/api/conversations").await;
+    let response = app.get_as(&other_secret, "/api/conversations").await;
     assert_eq!(
         error_code(response, StatusCode::UNAUTHORIZED).await,
         "unauthorized"
@@ -72,11 +59,11 @@ async fn a_missing_garbage_or_expired_token_is_401() {
 
 #[actix_web::test]
 async fn another_members_conversation_is_403_and_an_unknown_one_404() {
-    let chat = spawn_chat_app().await;
-    let alices = chat.create_conversation("alice", Some("패딩")).await;
-    let bob = chat.token("bob");
+    let app = spawn_app().await;
+    let alices = app.create_conversation("alice", Some("패딩")).await;
+    let bob = app.member_token("bob");
 
-    let response = chat
+    let response = app
         .get_as(&bob, &format!("/api/conversations/{alices}/messages"))
         .await;
     assert_eq!(
@@ -84,33 +71,26 @@ async fn another_members_conversation_is_403_and_an_unknown_one_404() {
         "forbidden"
     );
 
-    let response = chat
-        .app
-        .client
-        .post(
-            chat.app
-                .url(&format!("/api/conversations/{alices}/messages")),
+    let response = app
+        .post_as(
+            &bob,
+            &format!("/api/conversations/{alices}/messages"),
+            &json!({ "text": "hi" }),
         )
-        .bearer_auth(&bob)
-        .json(&json!({ "text": "hi" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        error_code(response, StatusCode::FORBIDDEN).await,
-        "forbidden"
-    );
-
-    let response = chat
-        .get_as(&bob, "/api/conversations?member_id=alice")
         .await;
     assert_eq!(
         error_code(response, StatusCode::FORBIDDEN).await,
         "forbidden"
     );
 
+    let response = app.get_as(&bob, "/api/conversations?member_id=alice").await;
+    assert_eq!(
+        error_code(response, StatusCode::FORBIDDEN).await,
+        "forbidden"
+    );
+
     let unknown = Uuid::new_v4();
-    let response = chat
+    let response = app
         .get_as(&bob, &format!("/api/conversations/{unknown}/messages"))
         .await;
     assert_eq!(
@@ -118,26 +98,18 @@ async fn another_members_conversation_is_403_and_an_unknown_one_404() {
         "not_found"
     );
 
-    let response = chat
+    let response = app
         .get_as(&bob, "/api/conversations/not-a-uuid/messages")
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     // The shop reads any member's conversation but does not write in it.
-    let shop = chat.app.admin_token.clone();
-    let response = chat
+    let shop = app.admin_token.clone();
+    let response = app
         .get_as(&shop, &format!("/api/conversations/{alices}/messages"))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let response = chat
-        .app
-        .client
-        .post(chat.app.url("/api/conversations"))
-        .bearer_auth(&shop)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_as(&shop, "/api/conversations", &json!({})).await;
     assert_eq!(
         error_code(response, StatusCode::FORBIDDEN).await,
         "forbidden"
@@ -146,11 +118,10 @@ async fn another_members_conversation_is_403_and_an_unknown_one_404() {
 
 #[actix_web::test]
 async fn demo_tokens_are_off_by_default() {
-    let chat = spawn_chat_app().await;
-    let response = chat
-        .app
+    let app = spawn_app().await;
+    let response = app
         .client
-        .post(chat.app.url("/api/demo/token"))
+        .post(app.url("/api/demo/token"))
         .json(&json!({}))
         .send()
         .await
@@ -163,13 +134,13 @@ async fn demo_tokens_are_off_by_default() {
 
 #[actix_web::test]
 async fn demo_tokens_when_configured_work_on_the_conversation_api() {
-    let mut settings = chat_settings();
-    settings.security.demo_tokens = true;
-    let chat = spawn_chat_app_with(settings).await;
-    let response = chat
-        .app
+    let app = TestApp::builder()
+        .settings(|settings| settings.security.demo_tokens = true)
+        .spawn()
+        .await;
+    let response = app
         .client
-        .post(chat.app.url("/api/demo/token"))
+        .post(app.url("/api/demo/token"))
         .json(&json!({ "member_id": "demo-kim" }))
         .send()
         .await
@@ -178,21 +149,21 @@ async fn demo_tokens_when_configured_work_on_the_conversation_api() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["member_id"], "demo-kim");
     let token = body["token"].as_str().unwrap();
-    let response = chat.get_as(token, "/api/conversations").await;
+    let response = app.get_as(token, "/api/conversations").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[actix_web::test]
 async fn conversations_list_newest_first_in_keyset_pages() {
-    let chat = spawn_chat_app().await;
+    let app = spawn_app().await;
     let mut created = Vec::new();
     for title in ["first", "second", "third"] {
-        created.push(chat.create_conversation("alice", Some(title)).await);
+        created.push(app.create_conversation("alice", Some(title)).await);
     }
-    chat.create_conversation("bob", Some("not alice's")).await;
-    let alice = chat.token("alice");
+    app.create_conversation("bob", Some("not alice's")).await;
+    let alice = app.member_token("alice");
 
-    let page: Value = chat
+    let page: Value = app
         .get_as(&alice, "/api/conversations?limit=2")
         .await
         .json()
@@ -207,7 +178,7 @@ async fn conversations_list_newest_first_in_keyset_pages() {
     assert_eq!(titles, ["third", "second"]);
     let cursor = page["next_cursor"].as_str().expect("a second page");
 
-    let page: Value = chat
+    let page: Value = app
         .get_as(
             &alice,
             &format!("/api/conversations?limit=2&cursor={cursor}"),
@@ -222,22 +193,22 @@ async fn conversations_list_newest_first_in_keyset_pages() {
     assert!(page["next_cursor"].is_null());
 
     // The shop names the member.
-    let shop = chat.app.admin_token.clone();
-    let page: Value = chat
+    let shop = app.admin_token.clone();
+    let page: Value = app
         .get_as(&shop, "/api/conversations?member_id=bob")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(page["conversations"].as_array().unwrap().len(), 1);
-    let response = chat.get_as(&shop, "/api/conversations").await;
+    let response = app.get_as(&shop, "/api/conversations").await;
     assert_eq!(
         error_code(response, StatusCode::BAD_REQUEST).await,
         "invalid_parameter"
     );
 
     for bad in ["?limit=0", "?limit=100000", "?cursor=garbage"] {
-        let response = chat
+        let response = app
             .get_as(&alice, &format!("/api/conversations{bad}"))
             .await;
         assert_eq!(
@@ -250,9 +221,9 @@ async fn conversations_list_newest_first_in_keyset_pages() {
 
 #[actix_web::test]
 async fn messages_page_backwards_oldest_first_within_a_page() {
-    let chat = spawn_chat_app().await;
-    let id = chat.create_conversation("alice", None).await;
-    let conversation = store::find_conversation(&chat.app.db, id)
+    let app = spawn_app().await;
+    let id = app.create_conversation("alice", None).await;
+    let conversation = store::find_conversation(&app.db, id)
         .await
         .unwrap()
         .unwrap();
@@ -263,7 +234,7 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
             Role::Assistant
         };
         store::insert_message(
-            &chat.app.db,
+            &app.db,
             &conversation,
             role,
             &format!("message {n}"),
@@ -272,7 +243,7 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
         .await
         .unwrap();
     }
-    let alice = chat.token("alice");
+    let alice = app.member_token("alice");
     let texts = |page: &Value| -> Vec<String> {
         page["messages"]
             .as_array()
@@ -281,7 +252,7 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
             .map(|m| m["text"].as_str().unwrap().to_string())
             .collect()
     };
-    let page: Value = chat
+    let page: Value = app
         .get_as(&alice, &format!("/api/conversations/{id}/messages?limit=2"))
         .await
         .json()
@@ -290,7 +261,7 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
     assert_eq!(texts(&page), ["message 3", "message 4"]);
     assert_eq!(page["messages"][1]["role"], "user");
     let before = page["next_before"].as_str().unwrap();
-    let page: Value = chat
+    let page: Value = app
         .get_as(
             &alice,
             &format!("/api/conversations/{id}/messages?limit=2&before={before}"),
@@ -301,7 +272,7 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
         .unwrap();
     assert_eq!(texts(&page), ["message 1", "message 2"]);
     let before = page["next_before"].as_str().unwrap();
-    let page: Value = chat
+    let page: Value = app
         .get_as(
             &alice,
             &format!("/api/conversations/{id}/messages?limit=2&before={before}"),
@@ -314,8 +285,8 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
     assert!(page["next_before"].is_null());
 
     // A cursor from another conversation is refused, not silently ignored.
-    let other = chat.create_conversation("alice", None).await;
-    let response = chat
+    let other = app.create_conversation("alice", None).await;
+    let response = app
         .get_as(
             &alice,
             &format!("/api/conversations/{other}/messages?before={before}"),
@@ -330,14 +301,14 @@ async fn messages_page_backwards_oldest_first_within_a_page() {
 #[actix_web::test]
 async fn a_stored_message_and_its_event_are_written_together() {
     use sea_orm::{ConnectionTrait, Statement};
-    let chat = spawn_chat_app().await;
-    let id = chat.create_conversation("carol", None).await;
-    let conversation = store::find_conversation(&chat.app.db, id)
+    let app = spawn_app().await;
+    let id = app.create_conversation("carol", None).await;
+    let conversation = store::find_conversation(&app.db, id)
         .await
         .unwrap()
         .unwrap();
     let message = store::insert_message(
-        &chat.app.db,
+        &app.db,
         &conversation,
         Role::User,
         "겨울 패딩 추천해 주세요",
@@ -345,11 +316,10 @@ async fn a_stored_message_and_its_event_are_written_together() {
     )
     .await
     .unwrap();
-    let row = chat
-        .app
+    let row = app
         .db
         .query_one_raw(Statement::from_sql_and_values(
-            chat.app.db.get_database_backend(),
+            app.db.get_database_backend(),
             "SELECT payload::text AS payload FROM outbox WHERE payload->'payload'->>'message_id' = $1",
             [message.id.to_string().into()],
         ))
@@ -365,18 +335,16 @@ async fn a_stored_message_and_its_event_are_written_together() {
 
 #[actix_web::test]
 async fn posting_a_message_runs_the_pipeline_and_returns_both_messages() {
-    let chat = spawn_chat_app().await;
-    crate::chat_support::seed_catalog(&chat.app).await;
-    let id = chat.create_conversation("dana", None).await;
-    let response = chat
-        .app
-        .client
-        .post(chat.app.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(chat.token("dana"))
-        .json(&json!({ "text": "hiking boots please" }))
-        .send()
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let id = app.create_conversation("dana", None).await;
+    let response = app
+        .post_as(
+            &app.member_token("dana"),
+            &format!("/api/conversations/{id}/messages"),
+            &json!({ "text": "hiking boots please" }),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["message"]["role"], "user");
@@ -388,9 +356,9 @@ async fn posting_a_message_runs_the_pipeline_and_returns_both_messages() {
         .iter()
         .any(|p| p["title"].as_str().unwrap().contains("Boots")));
 
-    let page: Value = chat
+    let page: Value = app
         .get_as(
-            &chat.token("dana"),
+            &app.member_token("dana"),
             &format!("/api/conversations/{id}/messages"),
         )
         .await
@@ -412,15 +380,13 @@ async fn posting_a_message_runs_the_pipeline_and_returns_both_messages() {
     );
 
     for (text, code) in [("", "invalid_message"), ("   ", "invalid_message")] {
-        let response = chat
-            .app
-            .client
-            .post(chat.app.url(&format!("/api/conversations/{id}/messages")))
-            .bearer_auth(chat.token("dana"))
-            .json(&json!({ "text": text }))
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .post_as(
+                &app.member_token("dana"),
+                &format!("/api/conversations/{id}/messages"),
+                &json!({ "text": text }),
+            )
+            .await;
         assert_eq!(error_code(response, StatusCode::BAD_REQUEST).await, code);
     }
 }

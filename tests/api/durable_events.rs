@@ -4,7 +4,7 @@
 //! counts a retried event once, per caller; a member token reports only its own views and
 //! single cart adds (docs/security.md).
 
-use crate::helpers::{error_code, product_body, spawn_app_with, test_settings, TestApp};
+use crate::helpers::{error_code, product_body, test_settings, TestApp, TestAppBuilder};
 use convrec::config::Settings;
 use convrec::identity::MemberTokens;
 use convrec::recommend::cf::CfConfig;
@@ -82,7 +82,7 @@ async fn outbox_rows(db: &DatabaseConnection) -> i64 {
 
 #[actix_web::test]
 async fn views_and_cart_adds_from_the_shop_are_interactions_rows_with_their_outbox_rows() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = TestAppBuilder::from_settings(test_settings()).spawn().await;
     let product = new_product(&app).await;
     let view = json!({"type": "view", "member_id": "shopper", "product_id": product});
     let cart =
@@ -129,7 +129,7 @@ async fn views_and_cart_adds_from_the_shop_are_interactions_rows_with_their_outb
 
 #[actix_web::test]
 async fn the_same_idempotency_key_counts_once_and_answers_the_first_event_id() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = TestAppBuilder::from_settings(test_settings()).spawn().await;
     let product = new_product(&app).await;
     let other_product = new_product(&app).await;
     let key = Uuid::new_v4();
@@ -236,7 +236,7 @@ async fn the_same_idempotency_key_counts_once_and_answers_the_first_event_id() {
 
 #[actix_web::test]
 async fn a_body_event_id_that_differs_from_the_header_or_a_bad_key_is_422_and_writes_nothing() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = TestAppBuilder::from_settings(test_settings()).spawn().await;
     let product = new_product(&app).await;
     let body = json!({"type": "view", "member_id": "m", "product_id": product,
                       "event_id": Uuid::new_v4()});
@@ -278,7 +278,7 @@ async fn members_report_only_their_own_views_and_single_cart_adds_and_keys_are_p
     let settings = settings_with_members();
     let alice = member_token(&settings, "alice");
     let bob = member_token(&settings, "bob");
-    let app = spawn_app_with(settings).await;
+    let app = TestAppBuilder::from_settings(settings).spawn().await;
     let product = new_product(&app).await;
     let order = json!({"type": "order", "member_id": "alice", "product_id": product,
                        "order_id": format!("invented-{}", Uuid::new_v4())});
@@ -355,7 +355,9 @@ async fn members_report_only_their_own_views_and_single_cart_adds_and_keys_are_p
 #[actix_web::test]
 async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_model() {
     let settings = test_settings();
-    let first = spawn_app_with(settings.clone()).await;
+    let first = TestAppBuilder::from_settings(settings.clone())
+        .spawn()
+        .await;
     let a = new_product(&first).await;
     let b = new_product(&first).await;
     let c = new_product(&first).await;
@@ -374,7 +376,7 @@ async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_mode
         .await;
     }
     // A second instance on the same settings (the same database), as after a restart.
-    let second = spawn_app_with(settings).await;
+    let second = TestAppBuilder::from_settings(settings).spawn().await;
     assert_eq!(interactions(&second.db, "m", "view").await, 1);
     let model = load_cf(&second.db, CfConfig::default()).await.unwrap();
     let history: Vec<String> = model
@@ -396,7 +398,7 @@ async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_mode
 
 #[actix_web::test]
 async fn concurrent_retries_with_one_key_store_one_event() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = TestAppBuilder::from_settings(test_settings()).spawn().await;
     let product = new_product(&app).await;
     let view = json!({"type": "view", "member_id": "racer", "product_id": product});
     let answers = futures::future::join_all((0..8).map(|_| async {

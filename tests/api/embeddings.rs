@@ -1,9 +1,7 @@
 //! The embedding API against the real model and the real Redis: `/embed`, `/batch-embed`,
 //! `/similarity`, `/stats`, the cache, batching, overload and a Redis outage.
 
-use crate::helpers::{error_code, spawn_app_with, test_settings, TestApp};
-use convrec::app::Application;
-use convrec::config::Settings;
+use crate::helpers::{error_code, TestApp, TestAppBuilder};
 use convrec::ml::cosine;
 use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,15 +14,15 @@ const DIMENSION: usize = 384;
 /// Settings for an embedding test. A busy test machine can stall Redis past the production
 /// deadline (50 ms), and the cache tests need it to answer. The event backbone plays no part
 /// here and is left off.
-fn embedding_settings() -> Settings {
-    let mut settings = test_settings();
-    settings.embedding.cache_timeout_ms = 2_000;
-    settings.events.enabled = false;
-    settings
+fn embedding_app() -> TestAppBuilder {
+    TestApp::builder().settings(|settings| {
+        settings.embedding.cache_timeout_ms = 2_000;
+        settings.events.enabled = false;
+    })
 }
 
 async fn spawn_embedding_app() -> TestApp {
-    spawn_app_with(embedding_settings()).await
+    embedding_app().spawn().await
 }
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> Response {
@@ -75,16 +73,9 @@ async fn stats(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics").await.text().await.unwrap()
-}
-
-/// The value of a Prometheus sample line that starts with `series`, 0 if absent.
+/// The value of a Prometheus sample, 0 if absent.
 fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::helpers::sample(metrics, series).unwrap_or(0.0)
 }
 
 #[actix_web::test]
@@ -102,10 +93,9 @@ async fn embed_returns_a_384_dimensional_unit_vector() {
 
 #[actix_web::test]
 async fn the_same_text_twice_is_served_from_the_cache_the_second_time() {
-    let settings = embedding_settings();
-    let prefix = settings.redis.key_prefix.clone();
-    let redis_url = settings.redis.url.expose_secret().to_string();
-    let app = spawn_app_with(settings).await;
+    let app = spawn_embedding_app().await;
+    let prefix = app.settings.redis.key_prefix.clone();
+    let redis_url = app.settings.redis.url.expose_secret().to_string();
     let text = "겨울 패딩 10만원 이하로 추천해줘";
 
     let first = embed(&app, text).await;
@@ -220,7 +210,7 @@ async fn similarity_ranks_a_paraphrase_above_an_unrelated_text() {
 #[actix_web::test]
 async fn every_bad_input_is_a_4xx_with_the_json_error_shape() {
     let app = spawn_embedding_app().await;
-    let max_chars = app_settings_max_text_chars();
+    let max_chars = app.settings.embedding.max_text_chars;
     let unit = vec![0.05f32; DIMENSION];
     // Finite in JSON, infinite as an f32.
     let overflowing = format!("[1e39{}]", ",0.05".repeat(DIMENSION - 1));
@@ -328,18 +318,17 @@ async fn every_bad_input_is_a_4xx_with_the_json_error_shape() {
     }
 }
 
-fn app_settings_max_text_chars() -> usize {
-    embedding_settings().embedding.max_text_chars
-}
-
 #[actix_web::test]
 async fn an_overloaded_service_answers_429_with_retry_after() {
-    let mut settings = embedding_settings();
-    settings.embedding.workers = 1;
-    settings.embedding.max_batch_size = 1;
-    settings.embedding.queue_capacity = 1;
-    settings.embedding.max_wait_ms = 0;
-    let app = spawn_app_with(settings).await;
+    let app = embedding_app()
+        .settings(|settings| {
+            settings.embedding.workers = 1;
+            settings.embedding.max_batch_size = 1;
+            settings.embedding.queue_capacity = 1;
+            settings.embedding.max_wait_ms = 0;
+        })
+        .spawn()
+        .await;
     let long = "a long and winding description of a waterproof hiking jacket ".repeat(8);
     let requests = (0..24).map(|i| {
         let app = &app;
@@ -366,7 +355,7 @@ async fn an_overloaded_service_answers_429_with_retry_after() {
         overloaded > 0,
         "24 concurrent requests overflow a queue of 1"
     );
-    let text = metrics(&app).await;
+    let text = app.metrics_text().await;
     assert_eq!(
         sample(
             &text,
@@ -378,12 +367,15 @@ async fn an_overloaded_service_answers_429_with_retry_after() {
 
 #[actix_web::test]
 async fn embedding_goes_on_uncached_while_redis_is_down() {
-    let mut settings = embedding_settings();
-    // Nothing listens on port 1.
-    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
-    settings.redis.connect_timeout_ms = 200;
-    settings.embedding.cache_timeout_ms = 50;
-    let app = spawn_app_with(settings).await;
+    let app = embedding_app()
+        .settings(|settings| {
+            // Nothing listens on port 1.
+            settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+            settings.redis.connect_timeout_ms = 200;
+            settings.embedding.cache_timeout_ms = 50;
+        })
+        .spawn()
+        .await;
     for _ in 0..2 {
         let body = embed(&app, "wool socks").await;
         assert_eq!(body["cached"], false);
@@ -391,7 +383,7 @@ async fn embedding_goes_on_uncached_while_redis_is_down() {
     }
     let batch = post(&app, "/batch-embed", &json!({ "texts": ["a", "b"] })).await;
     assert_eq!(batch.status(), StatusCode::OK);
-    let text = metrics(&app).await;
+    let text = app.metrics_text().await;
     assert!(
         sample(&text, r#"cache_errors_total{operation="get"}"#) >= 1.0,
         "{text}"
@@ -403,9 +395,10 @@ async fn embedding_goes_on_uncached_while_redis_is_down() {
 
 #[actix_web::test]
 async fn concurrent_requests_are_batched() {
-    let mut settings = embedding_settings();
-    settings.embedding.max_wait_ms = 20;
-    let app = spawn_app_with(settings).await;
+    let app = embedding_app()
+        .settings(|settings| settings.embedding.max_wait_ms = 20)
+        .spawn()
+        .await;
     let requests = (0..32).map(|i| {
         let app = &app;
         async move { embed(app, &format!("product number {i} for the batching test")).await }
@@ -419,7 +412,7 @@ async fn concurrent_requests_are_batched() {
     assert!(batching["batches"].as_u64().unwrap() < 32, "{stats}");
     assert_eq!(stats["requests_served"], 32);
     assert_eq!(stats["queue_depth"], 0);
-    let text = metrics(&app).await;
+    let text = app.metrics_text().await;
     assert_eq!(sample(&text, "embedding_batch_size_sum"), 32.0);
     assert!(sample(&text, "embedding_batch_size_count") < 32.0);
 }
@@ -443,7 +436,7 @@ async fn stats_report_the_model_the_batching_and_the_cache() {
     assert_eq!(stats["requests_served"], 2);
     assert_eq!(stats["queue_depth"], 0);
 
-    let text = metrics(&app).await;
+    let text = app.metrics_text().await;
     assert_eq!(
         sample(
             &text,
@@ -460,9 +453,9 @@ async fn stats_report_the_model_the_batching_and_the_cache() {
 
 #[actix_web::test]
 async fn the_service_refuses_to_start_without_its_model_and_names_the_path() {
-    let mut settings = test_settings();
-    settings.model.dir = "/no/such/model/dir".into();
-    let err = Application::build(settings)
+    let err = TestApp::builder()
+        .settings(|settings| settings.model.dir = "/no/such/model/dir".into())
+        .try_spawn()
         .await
         .err()
         .expect("start-up fails");

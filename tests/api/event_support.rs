@@ -1,19 +1,18 @@
-//! Helpers for the event-backbone tests: posting shop events, waiting with a deadline,
-//! reading the consumer groups' records, Redis and the topics, and a private Tansu broker
-//! for tests that stop it.
+//! Helpers for the event-backbone tests: posting shop events, what each consumer group is
+//! expected to apply and checking it did (after `TestApp::drain_events`), reading Redis and
+//! the topics, a private Tansu broker for tests that stop it and a service process for a test
+//! that kills it.
 
-use crate::helpers::TestApp;
+use crate::helpers::{free_port, scalar, wait_until, TestApp};
 use convrec::config::Settings;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::{Response, StatusCode};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,33 +24,6 @@ pub(crate) const GROUPS: [&str; 4] = [
     "recommendation",
     "analytics",
 ];
-
-/// Polls `check` every 100 ms until it answers true; false when `timeout` passed first.
-pub(crate) async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect("query runs")
-        .expect("one row");
-    row.try_get_by_index::<i64>(0).expect("an integer")
-}
 
 pub(crate) async fn processed(db: &DatabaseConnection, group: &str) -> i64 {
     scalar(
@@ -115,33 +87,19 @@ impl Expected {
     }
 }
 
-/// Waits until every group applied what `expected` says, and answers how long it took.
-pub(crate) async fn wait_for_groups(
-    db: &DatabaseConnection,
-    expected: &Expected,
-    timeout: Duration,
-) -> Duration {
-    let started = Instant::now();
-    let done = wait_until(timeout, || async {
-        for group in GROUPS {
-            if processed(db, group).await < expected.per_group(group) {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+/// Every group applied at least what `expected` says (call after the backbone drained).
+pub(crate) async fn assert_groups_applied(db: &DatabaseConnection, expected: &Expected) {
     let mut counts = Vec::new();
     for group in GROUPS {
         counts.push((group, processed(db, group).await, expected.per_group(group)));
     }
     assert!(
-        done,
-        "groups did not apply every event within {timeout:?}: {counts:?}; outbox pending {}, dead {}",
+        counts.iter().all(|(_, applied, wanted)| applied >= wanted),
+        "groups did not apply every event: {counts:?} (group, applied, expected); \
+         outbox pending {}, dead {}",
         outbox_count(db, "pending").await,
         outbox_count(db, "dead").await
     );
-    started.elapsed()
 }
 
 /// Every group applied each event exactly once (no more records than events), and the
@@ -232,12 +190,7 @@ pub(crate) fn shop_event(i: usize, products: &[(String, String)]) -> (Value, Str
 }
 
 /// Posts a shop event with `token` (the shop's service token, or the member's own).
-pub(crate) async fn post_event(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    body: &Value,
-) -> Response {
+async fn post_event(client: &reqwest::Client, base: &str, token: &str, body: &Value) -> Response {
     client
         .post(format!("{base}/api/events"))
         .bearer_auth(token)
@@ -247,7 +200,8 @@ pub(crate) async fn post_event(
         .expect("request sent")
 }
 
-/// Posts shop events `range` with 16 in flight, asserting each is accepted.
+/// Posts shop events `range` to the service at `base` with 16 in flight, asserting each is
+/// accepted.
 pub(crate) async fn post_shop_events(
     client: &reqwest::Client,
     base: &str,
@@ -272,77 +226,105 @@ pub(crate) async fn post_shop_events(
     }
 }
 
-/// Reads every record of the prefixed topics from the beginning and counts each event id;
-/// stops after `expected` ids and two quiet seconds (to see duplicates), or at `timeout`.
-pub(crate) async fn topic_event_ids(
-    brokers: &str,
-    prefix: &str,
-    expected: usize,
-    timeout: Duration,
-) -> HashMap<String, usize> {
-    let consumer: StreamConsumer = ClientConfig::new()
+impl TestApp {
+    /// Posts shop events `range` as the shop, with 16 in flight, asserting each is accepted.
+    pub(crate) async fn post_shop_events(
+        &self,
+        products: &[(String, String)],
+        range: std::ops::Range<usize>,
+        expected: &mut Expected,
+    ) {
+        post_shop_events(
+            &self.client,
+            &self.address,
+            &self.admin_token,
+            products,
+            range,
+            expected,
+        )
+        .await;
+    }
+}
+
+/// The topics shop events are published to (without the prefix).
+const SHOP_TOPICS: [&str; 4] = [
+    "conv-msg-created",
+    "product-viewed",
+    "order-completed",
+    "user-behavior",
+];
+
+/// Reads every record of the prefixed shop topics, from the beginning up to the high
+/// watermarks, and counts each event id. Call it after the backbone drained: then every event
+/// (and any duplicate send of one) lies below the watermarks.
+pub(crate) async fn topic_event_ids(brokers: &str, prefix: &str) -> HashMap<String, usize> {
+    let (brokers, prefix) = (brokers.to_string(), prefix.to_string());
+    // librdkafka's calls block: off the runtime the app's actors share with the test.
+    tokio::task::spawn_blocking(move || read_event_ids(&brokers, &prefix))
+        .await
+        .unwrap()
+}
+
+fn read_event_ids(brokers: &str, prefix: &str) -> HashMap<String, usize> {
+    const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+    let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set(
             "group.id",
             format!("{prefix}test-reader-{}", Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    let topics: Vec<String> = [
-        "conv-msg-created",
-        "product-viewed",
-        "order-completed",
-        "user-behavior",
-    ]
-    .iter()
-    .map(|t| format!("{prefix}{t}"))
-    .collect();
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).unwrap();
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        let quiet = if ids.len() >= expected { 2 } else { 10 };
-        match tokio::time::timeout(Duration::from_secs(quiet), consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let id = message
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "event_id"))
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
-                *ids.entry(id).or_default() += 1;
+    let mut assignment = TopicPartitionList::new();
+    // The high watermark each partition is still to be read up to.
+    let mut unread: HashMap<(String, i32), i64> = HashMap::new();
+    for topic in SHOP_TOPICS {
+        let name = format!("{prefix}{topic}");
+        let metadata = consumer
+            .fetch_metadata(Some(&name), REQUEST_TIMEOUT)
+            .unwrap();
+        for found in metadata.topics().iter().filter(|t| t.error().is_none()) {
+            for partition in found.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(&name, partition.id(), REQUEST_TIMEOUT)
+                    .unwrap();
+                if high > low {
+                    assignment
+                        .add_partition_offset(&name, partition.id(), Offset::Beginning)
+                        .unwrap();
+                    unread.insert((name.clone(), partition.id()), high);
+                }
             }
-            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(_) if ids.len() >= expected => break,
-            Err(_) => {}
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    while !unread.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the topics were not read up to their high watermarks: {unread:?} left"
+        );
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let id = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "event_id"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        *ids.entry(id).or_default() += 1;
+        let key = (message.topic().to_string(), message.partition());
+        if unread
+            .get(&key)
+            .is_some_and(|high| message.offset() + 1 >= *high)
+        {
+            unread.remove(&key);
         }
     }
     ids
-}
-
-pub(crate) async fn metric_value(app_address: &str, name_and_labels: &str) -> f64 {
-    let text = reqwest::get(format!("{app_address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Tansu broker of the test's own (SQLite storage in a temporary folder), so a test can

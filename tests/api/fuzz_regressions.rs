@@ -1,8 +1,7 @@
 //! Bad input the OpenAPI fuzzer (openapi_fuzz.rs) found answered with a 500 or silently
 //! accepted, each pinned down as a clear 4xx JSON error.
 
-use crate::chat_support::{chat_settings, spawn_chat_app_with};
-use crate::helpers::{error_code, product_body, spawn_app};
+use crate::helpers::{error_code, product_body, spawn_app, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -62,11 +61,11 @@ async fn a_replace_of_a_product_deleted_meanwhile_is_404() {
 
 #[actix_web::test]
 async fn optional_bodies_must_be_objects_of_the_right_shape_when_present() {
-    let mut settings = chat_settings();
-    settings.security.demo_tokens = true;
-    let chat = spawn_chat_app_with(settings).await;
-    let app = &chat.app;
-    let member = chat.token("alice");
+    let app = TestApp::builder()
+        .settings(|settings| settings.security.demo_tokens = true)
+        .spawn()
+        .await;
+    let member = app.member_token("alice");
 
     // No body at all is fine: a new demo member, an untitled conversation.
     let demo = app
@@ -124,21 +123,14 @@ async fn optional_bodies_must_be_objects_of_the_right_shape_when_present() {
 
 #[actix_web::test]
 async fn member_ids_no_token_can_carry_are_400_not_a_database_error() {
-    let chat = spawn_chat_app_with(chat_settings()).await;
-    let app = &chat.app;
+    let app = spawn_app().await;
     for path in [
         "/api/recommendations/a%00b",
         "/api/members/a%00b/preferences",
         "/api/conversations?member_id=a%00b",
         "/api/recommendations/alice?category=a%00b",
     ] {
-        let response = app
-            .client
-            .get(app.url(path))
-            .bearer_auth(&app.admin_token)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_as(&app.admin_token, path).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
     }
     let event = app

@@ -1,26 +1,25 @@
 //! Rate limits (per member, per IP, the shop exempt) and CORS.
 
-use crate::helpers::{error_code, spawn_app_with, test_settings};
-use convrec::identity::MemberTokens;
+use crate::helpers::{error_code, spawn_app, TestApp};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 
 #[actix_web::test]
 async fn members_over_their_limit_get_429_with_retry_after_and_others_are_unaffected() {
-    let mut settings = test_settings();
-    settings.security.member_token_secret = SecretString::from("limit-secret");
-    settings.rate_limit.enabled = true;
-    settings.rate_limit.per_member_burst = 3;
-    settings.rate_limit.per_member_per_minute = 6;
-    let tokens = MemberTokens::new(&settings.security);
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            settings.rate_limit.enabled = true;
+            settings.rate_limit.per_member_burst = 3;
+            settings.rate_limit.per_member_per_minute = 6;
+        })
+        .spawn()
+        .await;
     let search = |token: String| {
         app.client
             .get(app.url("/api/search/messages?q=padding"))
             .bearer_auth(token)
             .send()
     };
-    let alice = tokens.issue("alice").unwrap();
+    let alice = app.member_token("alice");
     for _ in 0..3 {
         assert_ne!(
             search(alice.clone()).await.unwrap().status(),
@@ -39,7 +38,7 @@ async fn members_over_their_limit_get_429_with_retry_after_and_others_are_unaffe
         "rate_limited"
     );
     // Bob has his own allowance; the shop's service token is exempt.
-    let bob = tokens.issue("bob").unwrap();
+    let bob = app.member_token("bob");
     assert_ne!(
         search(bob).await.unwrap().status(),
         StatusCode::TOO_MANY_REQUESTS
@@ -56,11 +55,14 @@ async fn members_over_their_limit_get_429_with_retry_after_and_others_are_unaffe
 
 #[actix_web::test]
 async fn one_ip_over_its_limit_gets_429_even_without_a_token() {
-    let mut settings = test_settings();
-    settings.rate_limit.enabled = true;
-    settings.rate_limit.per_ip_burst = 5;
-    settings.rate_limit.per_ip_per_minute = 5;
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            settings.rate_limit.enabled = true;
+            settings.rate_limit.per_ip_burst = 5;
+            settings.rate_limit.per_ip_per_minute = 5;
+        })
+        .spawn()
+        .await;
     let mut statuses = Vec::new();
     for _ in 0..7 {
         statuses.push(app.get("/api/search/products?q=").await.status());
@@ -79,9 +81,13 @@ async fn one_ip_over_its_limit_gets_429_even_without_a_token() {
 
 #[actix_web::test]
 async fn cors_allows_only_the_configured_origins() {
-    let mut settings = test_settings();
-    settings.server.cors_allowed_origins = "https://shop.example, https://m.shop.example".into();
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            settings.server.cors_allowed_origins =
+                "https://shop.example, https://m.shop.example".into()
+        })
+        .spawn()
+        .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/api/products"))
@@ -137,7 +143,7 @@ async fn raw_status(address: &str, head: &str) -> u16 {
 
 #[actix_web::test]
 async fn oversized_or_too_many_headers_get_431_and_the_server_stays_up() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = spawn_app().await;
     let request = |extra: String| {
         format!("GET /api/products HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n")
     };
@@ -165,7 +171,7 @@ async fn oversized_or_too_many_headers_get_431_and_the_server_stays_up() {
 
 #[actix_web::test]
 async fn api_responses_and_the_chat_page_carry_the_security_headers() {
-    let app = spawn_app_with(test_settings()).await;
+    let app = spawn_app().await;
     let products = app.get("/api/products").await;
     let not_found = app.get("/no/such/route").await;
     let unauthorized = app.get("/api/conversations").await;

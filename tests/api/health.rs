@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{spawn_app, test_settings, TestApp};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -78,14 +78,17 @@ fn linked_model_dir(dir: &Path) -> PathBuf {
 
 #[actix_web::test]
 async fn readiness_is_503_and_names_the_dependency_that_is_down() {
-    let mut settings = test_settings();
-    // Nothing listens on port 1: Redis is "down" while everything else is up.
-    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
-    settings.redis.connect_timeout_ms = 200;
     // The model is loaded at start-up; its directory (links to the real files) then goes.
-    let model_dir = linked_model_dir(&settings.model.dir);
-    settings.model.dir = model_dir.clone();
-    let app = spawn_app_with(settings).await;
+    let model_dir = linked_model_dir(&test_settings().model.dir);
+    let app = TestApp::builder()
+        .settings(|settings| {
+            // Nothing listens on port 1: Redis is "down" while everything else is up.
+            settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+            settings.redis.connect_timeout_ms = 200;
+            settings.model.dir = model_dir.clone();
+        })
+        .spawn()
+        .await;
     std::fs::remove_dir_all(&model_dir).unwrap();
     let (status, body) = readiness_once_model_is_down(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -106,13 +109,16 @@ async fn readiness_is_503_and_names_the_dependency_that_is_down() {
 
 #[actix_web::test]
 async fn readiness_stays_200_when_only_degradable_dependencies_are_down() {
-    let mut settings = test_settings();
-    // Redis and the search server down: the service still answers (caches skipped, search
-    // 503), so a load balancer must keep the instance in.
-    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
-    settings.redis.connect_timeout_ms = 200;
-    settings.elasticsearch.url = SecretString::from("http://127.0.0.1:1".to_string());
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            // Redis and the search server down: the service still answers (caches skipped,
+            // search 503), so a load balancer must keep the instance in.
+            settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+            settings.redis.connect_timeout_ms = 200;
+            settings.elasticsearch.url = SecretString::from("http://127.0.0.1:1".to_string());
+        })
+        .spawn()
+        .await;
     let (status, body) = probed_readiness(&app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "degraded");

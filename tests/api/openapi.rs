@@ -286,14 +286,14 @@ fn assert_valid(validator: &jsonschema::Validator, frame: &Value) {
 
 #[actix_web::test]
 async fn the_frames_the_server_sends_match_the_schema() {
-    use crate::chat_support::{expect_frame, seed_catalog, send_json, spawn_chat_app};
+    use crate::chat_support::{expect_frame, send_json};
     use serde_json::json;
 
     let server = frame_validator("ServerFrame");
     let client = frame_validator("ClientFrame");
-    let chat = spawn_chat_app().await;
-    seed_catalog(&chat.app).await;
-    let mut socket = chat.connect("alice").await;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let mut socket = app.connect("alice").await;
 
     let mut frames = Vec::new();
     let ping = json!({"type": "ping"});

@@ -5,7 +5,7 @@
 //! schemathesis comes from scripts/fuzz-deps.sh (scripts/test.sh runs it and exports
 //! CONVREC_SCHEMATHESIS); without it the test says so and passes, like the browser test.
 
-use crate::chat_support::{chat_settings, seed_catalog, spawn_chat_app_with};
+use crate::helpers::TestApp;
 use std::time::{Duration, Instant};
 
 /// Examples per operation and phase: enough for the invalid-input classes (wrong types, empty
@@ -106,21 +106,24 @@ async fn schemathesis_finds_no_server_errors_or_undocumented_answers() {
         );
         return;
     };
-    let mut settings = chat_settings();
-    // The demo-token route answers 404 when off; on, its input is fuzzed too.
-    settings.security.demo_tokens = true;
-    let chat = spawn_chat_app_with(settings).await;
-    seed_catalog(&chat.app).await;
-    wait_until_alive(&chat.app.address).await;
-    let base = chat.app.address.clone();
+    let app = TestApp::builder()
+        .settings(|settings| {
+            // The demo-token route answers 404 when off; on, its input is fuzzed too.
+            settings.security.demo_tokens = true;
+        })
+        .spawn()
+        .await;
+    app.seed_catalog().await;
+    wait_until_alive(&app.address).await;
+    let base = app.address.clone();
 
     // The shop's service token: every operation (the member-only writes answer 403).
-    let shop = schemathesis(&binary, &base, &chat.app.admin_token, &[]).await;
+    let shop = schemathesis(&binary, &base, &app.admin_token, &[]).await;
     // A member token: the conversations and the member's own data.
     let member = schemathesis(
         &binary,
         &base,
-        &chat.token("fuzz-member"),
+        &app.member_token("fuzz-member"),
         &["--include-path-regex", MEMBER_PATH_REGEX],
     )
     .await;

@@ -1,9 +1,7 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{content_embedder, spawn_app};
 use convrec::catalog::embedding::{embed_products, Scope};
-use convrec::config::Settings;
 use convrec::import::{self, ImportSource};
 use convrec::ml::blocking::BlockingEmbedder;
-use convrec::ml::load_embedder;
 use convrec::ml::TextKind;
 use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
 use std::io::Write;
@@ -52,29 +50,10 @@ async fn imported_products_are_embedded_and_found_by_meaning() {
         .unwrap();
     std::fs::remove_file(&path).ok();
 
-    let settings = Settings::load(None).unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.content_model()).unwrap());
-    let written = embed_products(
-        &app.db,
-        Scope::Missing,
-        embedder.model_id(),
-        |t| embedder.embed_as(TextKind::Passage, t),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(written, 4);
+    let embedder = content_embedder(&app.settings);
+    assert_eq!(app.embed_catalog().await, 4);
     // Nothing is left to do, so a second pass writes nothing; `All` redoes everything.
-    let again = embed_products(
-        &app.db,
-        Scope::Missing,
-        embedder.model_id(),
-        |t| embedder.embed_as(TextKind::Passage, t),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(again, 0);
+    assert_eq!(app.embed_catalog().await, 0);
     // Vectors of another model count as missing: a change of model re-embeds every product
     // once, and switching back does too.
     let current = embedder.model_id().to_string();

@@ -1,48 +1,27 @@
 //! The hybrid recommender over HTTP: outdoor behaviour leans the list outdoors, price limits
 //! hold, the member cache is invalidated by new behaviour, access rules, Redis down.
 
-use crate::event_support::{post_event, processed, redis_connection, wait_until};
-use crate::helpers::{spawn_app_with, test_settings, TestApp};
-use convrec::catalog::embedding::{embed_products, Scope};
-use convrec::config::Settings;
-use convrec::identity::MemberTokens;
-use convrec::import::{self, ImportSource};
-use convrec::ml::blocking::BlockingEmbedder;
-use convrec::ml::load_embedder;
-use convrec::ml::TextKind;
+use crate::event_support::{processed, redis_connection};
+use crate::helpers::{TestApp, TestAppBuilder};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn settings() -> Settings {
-    let mut settings = test_settings();
-    settings.security.member_token_secret = SecretString::from("reco-test-secret".to_string());
-    settings.recommender.cf_rebuild_interval_secs = 1;
-    settings
+/// An app whose CF model is rebuilt every second.
+fn reco_app() -> TestAppBuilder {
+    TestApp::builder().settings(|settings| settings.recommender.cf_rebuild_interval_secs = 1)
 }
 
-async fn with_demo_catalog(settings: Settings, embed: bool) -> (TestApp, MemberTokens) {
-    let tokens = MemberTokens::new(&settings.security);
-    let app = spawn_app_with(settings).await;
-    import::run(&app.db, ImportSource::Demo, 100, false)
-        .await
-        .unwrap();
+/// Starts the app and imports the demo catalog, embedded through the content model if `embed`.
+async fn with_demo_catalog(app: TestAppBuilder, embed: bool) -> TestApp {
+    let app = app.spawn().await;
+    app.import_demo_catalog().await;
     if embed {
-        let model = Settings::load(None).unwrap().content_model();
-        let embedder = BlockingEmbedder::new(load_embedder(&model).unwrap());
-        embed_products(
-            &app.db,
-            Scope::Missing,
-            embedder.model_id(),
-            |t| embedder.embed_as(TextKind::Passage, t),
-            false,
-        )
-        .await
-        .unwrap();
+        app.embed_catalog().await;
     }
-    (app, tokens)
+    app
 }
 
 /// `(id, category, price)` of every product whose SKU starts with `prefix`.
@@ -70,11 +49,10 @@ async fn products(app: &TestApp, category_prefix: &str) -> Vec<(String, String, 
 }
 
 async fn get_as(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.get(app.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    match token {
+        Some(token) => app.get_as(token, path).await,
+        None => app.get(path).await,
     }
-    request.send().await.expect("request sent")
 }
 
 async fn items(response: reqwest::Response) -> Vec<Value> {
@@ -85,7 +63,7 @@ async fn items(response: reqwest::Response) -> Vec<Value> {
 
 #[actix_web::test]
 async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommendations() {
-    let (app, tokens) = with_demo_catalog(settings(), true).await;
+    let app = with_demo_catalog(reco_app(), true).await;
     let outdoor = products(&app, "outdoor/").await;
     let mut posted = 0;
     // Other campers buy outdoor gear together, so CF has neighbours to offer.
@@ -93,50 +71,30 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
         for (i, (id, _, _)) in outdoor.iter().enumerate().skip(camper).step_by(3).take(5) {
             let order = json!({"type": "order", "member_id": format!("camper-{camper}"),
                 "product_id": id, "order_id": format!("c{camper}-{i}")});
-            assert_eq!(
-                post_event(&app.client, &app.address, &app.admin_token, &order)
-                    .await
-                    .status(),
-                StatusCode::ACCEPTED
-            );
+            assert_eq!(app.post_event(&order).await.status(), StatusCode::ACCEPTED);
             posted += 1;
         }
     }
     for (i, (id, _, _)) in outdoor.iter().take(4).enumerate() {
         let view = json!({"type": "view", "member_id": "hiker", "product_id": id});
-        assert_eq!(
-            post_event(&app.client, &app.address, &app.admin_token, &view)
-                .await
-                .status(),
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(app.post_event(&view).await.status(), StatusCode::ACCEPTED);
         posted += 1;
         if i < 2 {
             let order = json!({"type": "order", "member_id": "hiker", "product_id": id,
                 "order_id": format!("h-{i}")});
-            assert_eq!(
-                post_event(&app.client, &app.address, &app.admin_token, &order)
-                    .await
-                    .status(),
-                StatusCode::ACCEPTED
-            );
+            assert_eq!(app.post_event(&order).await.status(), StatusCode::ACCEPTED);
             posted += 1;
         }
     }
+    app.drain_events().await;
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            processed(&app.db, "recommendation").await >= posted
-        })
-        .await,
+        processed(&app.db, "recommendation").await >= posted,
         "the recommendation group applied the events"
     );
     // The preference group learned the outdoor taste, and orders published a purchase pattern.
-    let token = tokens.issue("hiker").unwrap();
+    let token = app.member_token("hiker");
     assert!(
-        wait_until(Duration::from_secs(60), || async {
-            processed(&app.db, "preference-analysis").await >= posted
-        })
-        .await,
+        processed(&app.db, "preference-analysis").await >= posted,
         "the preference group applied the events"
     );
     let profile: Value = get_as(&app, "/api/members/hiker/preferences", Some(&token))
@@ -150,11 +108,9 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
         "{profile}"
     );
     assert!(profile["version"].as_i64().unwrap() >= 6, "{profile}");
-    let patterns = crate::event_support::scalar(
-        &app.db,
-        "SELECT count(*) FROM outbox WHERE payload->>'type' = 'purchase_pattern.analyzed'",
-    )
-    .await;
+    let patterns = app
+        .scalar("SELECT count(*) FROM outbox WHERE payload->>'type' = 'purchase_pattern.analyzed'")
+        .await;
     assert!(patterns >= 2, "one pattern per order");
     assert_eq!(
         get_as(&app, "/api/members/camper-0/preferences", Some(&token))
@@ -162,7 +118,7 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
             .status(),
         StatusCode::FORBIDDEN
     );
-    // Let a CF rebuild (every second in this test) see them.
+    // Let a CF rebuild (every second in this test, on its own timer) see them.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let list = items(get_as(&app, "/api/recommendations/hiker?limit=10", Some(&token)).await).await;
@@ -210,7 +166,7 @@ async fn a_member_who_views_and_buys_outdoor_gear_gets_outdoor_leaning_recommend
 
 #[actix_web::test]
 async fn a_price_limit_is_never_violated() {
-    let (app, _) = with_demo_catalog(settings(), false).await;
+    let app = with_demo_catalog(reco_app(), false).await;
     for (q, max) in [
         ("jacket", 50_000),
         ("따뜻한 겨울 패딩", 100_000),
@@ -268,8 +224,8 @@ fn urlencode(text: &str) -> String {
 
 #[actix_web::test]
 async fn members_read_only_their_own_recommendations() {
-    let (app, tokens) = with_demo_catalog(settings(), false).await;
-    let alice = tokens.issue("alice").unwrap();
+    let app = with_demo_catalog(reco_app(), false).await;
+    let alice = app.member_token("alice");
     assert_eq!(
         get_as(&app, "/api/recommendations/alice", Some(&alice))
             .await
@@ -304,11 +260,10 @@ async fn members_read_only_their_own_recommendations() {
 
 #[actix_web::test]
 async fn new_behaviour_invalidates_the_cached_list() {
-    let settings = settings();
-    let user_key = format!("{}rec:user:carol", settings.redis.key_prefix);
-    let mut redis = redis_connection(&settings).await;
-    let (app, tokens) = with_demo_catalog(settings, false).await;
-    let carol = tokens.issue("carol").unwrap();
+    let app = with_demo_catalog(reco_app(), false).await;
+    let user_key = format!("{}rec:user:carol", app.settings.redis.key_prefix);
+    let mut redis = redis_connection(&app.settings).await;
+    let carol = app.member_token("carol");
     let first = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
     let cached: i64 = redis::cmd("EXISTS")
         .arg(&user_key)
@@ -321,53 +276,31 @@ async fn new_behaviour_invalidates_the_cached_list() {
 
     let product = &products(&app, "outdoor/").await[0].0;
     let view = json!({"type": "view", "member_id": "carol", "product_id": product});
-    assert_eq!(
-        post_event(&app.client, &app.address, &app.admin_token, &view)
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let mut redis = redis.clone();
-            let key = user_key.clone();
-            async move {
-                let exists: i64 = redis::cmd("EXISTS")
-                    .arg(&key)
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap();
-                exists == 0
-            }
-        })
-        .await,
-        "the view invalidated rec:user:carol"
-    );
+    assert_eq!(app.post_event(&view).await.status(), StatusCode::ACCEPTED);
+    app.drain_events().await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&user_key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the view invalidated rec:user:carol");
     // Two consumer groups delete the key: `preference-analysis` and `recommendation`, which
-    // first feeds the view into the CF model. A list asked for between the two deletions is
-    // computed without the view; the second deletion drops it. So: eventually consistent.
-    let (app_ref, carol_ref, viewed) = (&app, &carol, product.clone());
+    // first feeds the view into the CF model. A list asked for between the two deletions would
+    // be computed without the view; after the drain both have, so the next list has it.
+    let after = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
     assert!(
-        wait_until(Duration::from_secs(30), || {
-            let viewed = viewed.clone();
-            async move {
-                let after =
-                    items(get_as(app_ref, "/api/recommendations/carol", Some(carol_ref)).await)
-                        .await;
-                after.iter().all(|i| i["id"] != viewed.as_str())
-            }
-        })
-        .await,
+        after.iter().all(|i| i["id"] != product.as_str()),
         "the viewed product is history now"
     );
 }
 
 #[actix_web::test]
 async fn with_redis_down_recommendations_still_answer() {
-    let mut settings = settings();
-    settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
-    settings.redis.connect_timeout_ms = 100;
-    let (app, _) = with_demo_catalog(settings, false).await;
+    let app = reco_app().settings(|settings| {
+        settings.redis.url = SecretString::from("redis://127.0.0.1:1".to_string());
+        settings.redis.connect_timeout_ms = 100;
+    });
+    let app = with_demo_catalog(app, false).await;
     let started = Instant::now();
     let list = items(
         get_as(
@@ -395,8 +328,8 @@ async fn with_redis_down_recommendations_still_answer() {
 #[actix_web::test]
 #[ignore = "a benchmark; prints p50/p95"]
 async fn recommendation_latency() {
-    let (app, tokens) = with_demo_catalog(settings(), true).await;
-    let token = tokens.issue("bench").unwrap();
+    let app = with_demo_catalog(reco_app(), true).await;
+    let token = app.member_token("bench");
     let queries = [
         "jacket",
         "tent",

@@ -2,13 +2,10 @@
 //! through the `es-sync` group, Korean and English, members see only their own, products by
 //! text and meaning, and a stopped server answers 503 and catches up after it is back.
 
-use crate::event_support::{free_port, wait_until};
-use crate::helpers::{error_code, product_body, spawn_app_with, test_settings, TestApp};
-use convrec::config::Settings;
+use crate::helpers::{error_code, free_port, product_body, wait_until, TestApp, TestAppBuilder};
 use convrec::db::entities::{conversation, conversation_message, member};
 use convrec::events::envelope::{Envelope, EventType};
 use convrec::events::outbox;
-use convrec::identity::MemberTokens;
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use secrecy::SecretString;
@@ -18,18 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// Outbox → Kafka → es-sync → index, on a loaded 2-core machine.
+/// The periodic product sync (every second here) on a loaded 2-core machine.
 const INDEX_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn search_settings() -> Settings {
-    let mut settings = test_settings();
-    settings.security.member_token_secret = SecretString::from("search-test-secret");
-    settings.elasticsearch.product_sync_interval_secs = 1;
-    settings
-}
-
-fn token(settings: &Settings, member: &str) -> String {
-    MemberTokens::new(&settings.security).issue(member).unwrap()
+fn search_app() -> TestAppBuilder {
+    TestApp::builder().settings(|settings| settings.elasticsearch.product_sync_interval_secs = 1)
 }
 
 /// Writes a user message the way the chat does: the member, the conversation, the message
@@ -95,12 +85,8 @@ async fn store_message(app: &TestApp, member_id: &str, conversation_id: Uuid, te
 }
 
 async fn search(app: &TestApp, bearer: &str, query: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/api/search/messages?{query}")))
-        .bearer_auth(bearer)
-        .send()
+    app.get_as(bearer, &format!("/api/search/messages?{query}"))
         .await
-        .unwrap()
 }
 
 /// The message ids a search answers (panics on a non-200).
@@ -116,28 +102,22 @@ async fn hit_ids(app: &TestApp, bearer: &str, query: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for_hit(app: &TestApp, bearer: &str, query: &str, id: Uuid) -> bool {
-    wait_until(INDEX_TIMEOUT, || async {
-        let response = search(app, bearer, query).await;
-        if response.status() != StatusCode::OK {
-            return false;
-        }
-        let body: Value = response.json().await.unwrap();
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["message_id"] == id.to_string())
-    })
-    .await
+/// Whether a search answers message `id` (call after the drain and the refresh).
+async fn is_hit(app: &TestApp, bearer: &str, query: &str, id: Uuid) -> bool {
+    hit_ids(app, bearer, query).await.contains(&id.to_string())
+}
+
+/// Waits until es-sync indexed every message written so far, and makes them searchable.
+async fn index_messages(app: &TestApp) {
+    app.drain_events().await;
+    app.refresh_search().await;
 }
 
 #[actix_web::test]
 async fn messages_become_searchable_in_korean_and_english_and_members_see_only_their_own() {
-    let settings = search_settings();
-    let app = spawn_app_with(settings.clone()).await;
-    let alice = token(&settings, "alice");
-    let bob = token(&settings, "bob");
+    let app = search_app().spawn().await;
+    let alice = app.member_token("alice");
+    let bob = app.member_token("bob");
     let alice_conversation = Uuid::new_v4();
     let korean = store_message(
         &app,
@@ -164,16 +144,17 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
     .await;
 
     let started = Instant::now();
+    index_messages(&app).await;
     assert!(
-        wait_for_hit(&app, &alice, "q=패딩", korean).await,
+        is_hit(&app, &alice, "q=패딩", korean).await,
         "Korean message indexed"
     );
     assert!(
-        wait_for_hit(&app, &alice, "q=waterproof", english).await,
+        is_hit(&app, &alice, "q=waterproof", english).await,
         "English message indexed"
     );
     assert!(
-        wait_for_hit(&app, &bob, "q=바람막이", bobs).await,
+        is_hit(&app, &bob, "q=바람막이", bobs).await,
         "bob's message indexed"
     );
     println!(
@@ -191,7 +172,7 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
     assert!(highlight.contains("<em>waterproof</em>"), "{highlight}");
 
     assert!(
-        wait_for_hit(&app, &alice, "q=raincoat", markup).await,
+        is_hit(&app, &alice, "q=raincoat", markup).await,
         "markup message indexed"
     );
     let body: Value = search(&app, &alice, "q=raincoat")
@@ -250,14 +231,14 @@ async fn messages_become_searchable_in_korean_and_english_and_members_see_only_t
 
 #[actix_web::test]
 async fn a_korean_word_is_found_inside_a_longer_form_and_before_a_particle() {
-    let settings = search_settings();
-    let app = spawn_app_with(settings.clone()).await;
-    let carol = token(&settings, "carol");
+    let app = search_app().spawn().await;
+    let carol = app.member_token("carol");
     let conversation = Uuid::new_v4();
     let long_padding = store_message(&app, "carol", conversation, "롱패딩을 찾고 있어요").await;
     let fridge = store_message(&app, "carol", conversation, "냉장고 정리함도 보여줘").await;
+    index_messages(&app).await;
     assert!(
-        wait_for_hit(&app, &carol, "q=정리함", fridge).await,
+        is_hit(&app, &carol, "q=정리함", fridge).await,
         "both messages indexed"
     );
     assert_eq!(
@@ -276,9 +257,8 @@ async fn a_korean_word_is_found_inside_a_longer_form_and_before_a_particle() {
 
 #[actix_web::test]
 async fn bad_search_requests_are_clear_4xx() {
-    let settings = search_settings();
-    let app = spawn_app_with(settings.clone()).await;
-    let alice = token(&settings, "alice");
+    let app = search_app().spawn().await;
+    let alice = app.member_token("alice");
     let no_token = app.get("/api/search/messages?q=x").await;
     assert_eq!(
         error_code(no_token, StatusCode::UNAUTHORIZED).await,
@@ -318,8 +298,7 @@ async fn bad_search_requests_are_clear_4xx() {
 
 #[actix_web::test]
 async fn products_are_synced_and_found_by_text_and_meaning() {
-    let settings = search_settings();
-    let app = spawn_app_with(settings).await;
+    let app = search_app().spawn().await;
     let mut jacket = product_body("SR-1");
     jacket["title"] = json!("방수 고어텍스 등산 자켓");
     jacket["description"] = json!("waterproof breathable hiking shell jacket");
@@ -331,6 +310,8 @@ async fn products_are_synced_and_found_by_text_and_meaning() {
     mug["category"] = json!("home/kitchen");
     let mug = app.create_product(&mug).await;
 
+    // Polled, not drained: products reach the index through the periodic product sync (every
+    // second here), which is not part of the event backbone.
     let found = wait_until(INDEX_TIMEOUT, || async {
         let response = app.get("/api/search/products?q=등산%20자켓").await;
         if response.status() != StatusCode::OK {
@@ -518,14 +499,18 @@ impl Drop for PrivateSearchServer {
 #[actix_web::test]
 async fn a_stopped_search_server_answers_503_and_missed_messages_are_indexed_after_restart() {
     let mut server = PrivateSearchServer::start();
-    let mut settings = search_settings();
-    settings.elasticsearch.url = SecretString::from(server.url());
-    settings.elasticsearch.request_timeout_ms = 1000;
-    let app = spawn_app_with(settings.clone()).await;
-    let alice = token(&settings, "alice");
+    let app = search_app()
+        .settings(|settings| {
+            settings.elasticsearch.url = SecretString::from(server.url());
+            settings.elasticsearch.request_timeout_ms = 1000;
+        })
+        .spawn()
+        .await;
+    let alice = app.member_token("alice");
     let conversation = Uuid::new_v4();
     let before = store_message(&app, "alice", conversation, "first message about tents").await;
-    assert!(wait_for_hit(&app, &alice, "q=tents", before).await);
+    index_messages(&app).await;
+    assert!(is_hit(&app, &alice, "q=tents", before).await);
 
     // Durable on the server's disk before it is killed (a flush, as Elasticsearch's translog
     // would make it): what is lost on a crash before that is the server's business, not ours.
@@ -555,12 +540,13 @@ async fn a_stopped_search_server_answers_503_and_missed_messages_are_indexed_aft
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     server.resume();
+    index_messages(&app).await;
     assert!(
-        wait_for_hit(&app, &alice, "q=sleeping", missed).await,
+        is_hit(&app, &alice, "q=sleeping", missed).await,
         "the message written while the server was down is indexed after it is back"
     );
     assert!(
-        wait_for_hit(&app, &alice, "q=tents", before).await,
+        is_hit(&app, &alice, "q=tents", before).await,
         "nothing indexed before was lost"
     );
 }
@@ -574,29 +560,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// assertion: this 2-core machine's speed swings too much for one.
 #[actix_web::test]
 async fn search_latency_through_the_api() {
-    use convrec::catalog::embedding::{embed_products, Scope};
-    use convrec::import::{self, ImportSource};
-    use convrec::ml::blocking::BlockingEmbedder;
-    use convrec::ml::load_embedder;
-    use convrec::ml::TextKind;
     use convrec::search::documents::MessageDoc;
     use convrec::search::{bulk::index_documents, IndexKind, SearchClient};
 
-    let settings = search_settings();
-    let app = spawn_app_with(settings.clone()).await;
-    import::run(&app.db, ImportSource::Demo, 10, false)
-        .await
-        .unwrap();
-    let embedder = BlockingEmbedder::new(load_embedder(&settings.content_model()).unwrap());
-    embed_products(
-        &app.db,
-        Scope::Missing,
-        embedder.model_id(),
-        |t| embedder.embed_as(TextKind::Passage, t),
-        false,
-    )
-    .await
-    .unwrap();
+    let app = search_app().spawn().await;
+    let settings = &app.settings;
+    app.import_demo_catalog().await;
+    app.embed_catalog().await;
 
     let client = SearchClient::new(
         convrec::app::elasticsearch_client(&settings.elasticsearch).unwrap(),
@@ -635,7 +605,7 @@ async fn search_latency_through_the_api() {
         .unwrap();
     assert_eq!(report.indexed(), 1000);
     client.refresh(IndexKind::Messages).await.unwrap();
-    // Wait until the product sync indexed the catalog.
+    // Wait until the product sync (periodic, outside the event backbone) indexed the catalog.
     assert!(
         wait_until(INDEX_TIMEOUT, || async {
             let body: Value = app
@@ -649,7 +619,7 @@ async fn search_latency_through_the_api() {
         .await
     );
 
-    let member = token(&settings, "member-7");
+    let member = app.member_token("member-7");
     let mut timings = std::collections::BTreeMap::<&str, Vec<f64>>::new();
     for round in 0..100 {
         let word = words[round % 8];

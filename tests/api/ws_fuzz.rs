@@ -9,6 +9,7 @@
 //! library cannot send broken frames.
 
 use crate::chat_support::*;
+use crate::helpers::TestApp;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -100,13 +101,13 @@ struct RawSocket {
 
 impl RawSocket {
     /// Opens a TCP connection and completes the WebSocket upgrade.
-    async fn open(chat: &ChatApp, token: &str) -> RawSocket {
-        let mut stream = TcpStream::connect(host_port(chat)).await.unwrap();
+    async fn open(app: &TestApp, token: &str) -> RawSocket {
+        let mut stream = TcpStream::connect(host_port(app)).await.unwrap();
         let request = format!(
             "GET /ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n\r\n",
-            host_port(chat)
+            host_port(app)
         );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut head = Vec::new();
@@ -137,8 +138,8 @@ impl RawSocket {
     }
 }
 
-fn host_port(chat: &ChatApp) -> String {
-    chat.app.address.trim_start_matches("http://").to_string()
+fn host_port(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_string()
 }
 
 /// The complete server frames in `bytes`: (opcode, payload). Server frames are unmasked.
@@ -184,20 +185,17 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn sessions_active(chat: &ChatApp) -> f64 {
-    let text = chat.app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with("ws_sessions_active "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(|v| v.parse().unwrap())
+async fn sessions_active(app: &TestApp) -> f64 {
+    app.metric("ws_sessions_active")
+        .await
         .expect("the gauge is exported")
 }
 
 /// Waits (bounded) for every socket to be gone from the registry.
-async fn assert_no_sessions_left(chat: &ChatApp, phase: &str) {
+async fn assert_no_sessions_left(app: &TestApp, phase: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let active = sessions_active(chat).await;
+        let active = sessions_active(app).await;
         if active == 0.0 {
             return;
         }
@@ -210,8 +208,8 @@ async fn assert_no_sessions_left(chat: &ChatApp, phase: &str) {
 }
 
 /// One normal turn on a fresh socket: ack, typing, a reply with products.
-async fn assert_a_normal_turn_works(chat: &ChatApp, phase: &str) {
-    let mut socket = chat.connect("normal-shopper").await;
+async fn assert_a_normal_turn_works(app: &TestApp, phase: &str) {
+    let mut socket = app.connect("normal-shopper").await;
     send_json(
         &mut socket,
         json!({"type":"message","text":"따뜻한 패딩 추천해 주세요","client_id":phase}),
@@ -231,9 +229,9 @@ struct Baseline {
 
 impl Baseline {
     /// The server answers, no session is left and memory is back near the baseline.
-    async fn check(&self, chat: &ChatApp, phase: &str) {
-        assert_a_normal_turn_works(chat, phase).await;
-        assert_no_sessions_left(chat, phase).await;
+    async fn check(&self, app: &TestApp, phase: &str) {
+        assert_a_normal_turn_works(app, phase).await;
+        assert_no_sessions_left(app, phase).await;
         // Freed memory can take a moment to come back (actors stop after their sockets).
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut rss = rss_kib();
@@ -325,8 +323,8 @@ fn mutated_frame(rng: &mut Prng) -> String {
 
 /// Sends the mutated frames, then a real message, and reads until that message's reply:
 /// every frame in between must be a well-formed server frame.
-async fn malformed_json_frames(chat: &ChatApp, rng: &mut Prng, count: usize) {
-    let mut socket = chat.connect("fuzzer").await;
+async fn malformed_json_frames(app: &TestApp, rng: &mut Prng, count: usize) {
+    let mut socket = app.connect("fuzzer").await;
     for _ in 0..count {
         let text = mutated_frame(rng);
         socket.send(Message::Text(text.into())).await.unwrap();
@@ -369,13 +367,13 @@ async fn malformed_json_frames(chat: &ChatApp, rng: &mut Prng, count: usize) {
 
 /// Random bytes before the upgrade (HTTP garbage) and after it (frame garbage), each on its
 /// own connection; the server answers or closes, it never hangs or dies.
-async fn random_bytes(chat: &ChatApp, rng: &mut Prng, connections: usize) {
-    let token = chat.token("random-bytes");
+async fn random_bytes(app: &TestApp, rng: &mut Prng, connections: usize) {
+    let token = app.member_token("random-bytes");
     for n in 0..connections {
         let len = 1 + rng.below(4096);
         let garbage = rng.bytes(len);
         if n % 4 == 0 {
-            let mut stream = TcpStream::connect(host_port(chat)).await.unwrap();
+            let mut stream = TcpStream::connect(host_port(app)).await.unwrap();
             let _ = stream.write_all(&garbage).await;
             let mut sink = Vec::new();
             // Garbage that looks like an unfinished request head is kept until the client's
@@ -383,7 +381,7 @@ async fn random_bytes(chat: &ChatApp, rng: &mut Prng, connections: usize) {
             let _ = tokio::time::timeout(Duration::from_millis(100), stream.read_to_end(&mut sink))
                 .await;
         } else {
-            let mut socket = RawSocket::open(chat, &token).await;
+            let mut socket = RawSocket::open(app, &token).await;
             socket.write(&garbage).await;
             // A frame announcing more than was sent waits for the rest: half the
             // connections hang up, half wait briefly for the server's verdict.
@@ -396,8 +394,8 @@ async fn random_bytes(chat: &ChatApp, rng: &mut Prng, connections: usize) {
 
 /// Frames too large for `chat.max_frame_bytes`: announced (no payload follows), real text
 /// and real binary. Each gets close code 1009.
-async fn huge_frames(chat: &ChatApp) {
-    let token = chat.token("huge");
+async fn huge_frames(app: &TestApp) {
+    let token = app.member_token("huge");
     let cases: Vec<Vec<u8>> = vec![
         // Announces 2^62 bytes and sends none of them: a clean 1009.
         frame_with_len(OP_TEXT, true, &[], 1 << 62),
@@ -405,7 +403,7 @@ async fn huge_frames(chat: &ChatApp) {
         frame(OP_BINARY, true, &vec![0xAB; 1 << 20]),
     ];
     for (n, bytes) in cases.into_iter().enumerate() {
-        let mut socket = RawSocket::open(chat, &token).await;
+        let mut socket = RawSocket::open(app, &token).await;
         socket.write(&bytes).await;
         let received = socket.read_to_close(FRAME_TIMEOUT).await;
         let code = close_code(&received);
@@ -423,7 +421,7 @@ async fn huge_frames(chat: &ChatApp) {
     // would keep everything; the frame guard stops that). After refusing it, actix drains
     // unread request bytes for its client-disconnect timeout (1 s) before closing, so a few
     // MiB get through; 128 MiB (five seconds) would mean the server is still reading.
-    let mut socket = RawSocket::open(chat, &token).await;
+    let mut socket = RawSocket::open(app, &token).await;
     socket
         .write(&frame_with_len(OP_TEXT, true, &[], 1 << 40))
         .await;
@@ -450,7 +448,7 @@ async fn huge_frames(chat: &ChatApp) {
     );
 
     // Through a real client too: an error frame, then the close.
-    let mut socket = chat.connect("huge").await;
+    let mut socket = app.connect("huge").await;
     socket
         .send(Message::Binary(vec![7u8; 64 * 1024].into()))
         .await
@@ -462,11 +460,11 @@ async fn huge_frames(chat: &ChatApp) {
 /// Binary frames, fragmented text, a continuation with no start, and control frames that
 /// break the rules: refused with error frames (the session lives on) or closed as a
 /// protocol error (1002), never accepted.
-async fn binary_and_fragmented_frames(chat: &ChatApp) {
-    let token = chat.token("fragments");
+async fn binary_and_fragmented_frames(app: &TestApp) {
+    let token = app.member_token("fragments");
 
     // Binary and fragmented text: error frames, then the session still answers a ping.
-    let mut socket = RawSocket::open(chat, &token).await;
+    let mut socket = RawSocket::open(app, &token).await;
     socket.write(&frame(OP_BINARY, true, b"\x00\x01\x02")).await;
     socket.write(&frame(OP_TEXT, false, br#"{"type":"#)).await;
     for _ in 0..50 {
@@ -503,7 +501,7 @@ async fn binary_and_fragmented_frames(chat: &ChatApp) {
         },
     ];
     for bytes in violations {
-        let mut socket = RawSocket::open(chat, &token).await;
+        let mut socket = RawSocket::open(app, &token).await;
         socket.write(&bytes).await;
         let received = socket.read_to_close(FRAME_TIMEOUT).await;
         let frames = server_frames(&received);
@@ -523,9 +521,9 @@ async fn binary_and_fragmented_frames(chat: &ChatApp) {
 
 /// Thousands of transport pings (with payloads) and JSON pings while reading: all answered
 /// in order, the session fine afterwards.
-async fn ping_flood(chat: &ChatApp) {
+async fn ping_flood(app: &TestApp) {
     const PINGS: usize = 5_000;
-    let mut socket = chat.connect("pinger").await;
+    let mut socket = app.connect("pinger").await;
     let sender = async {
         // tungstenite's sink flushes per frame; batching keeps the flood a flood.
         for n in 0..PINGS {
@@ -570,8 +568,8 @@ async fn ping_flood(chat: &ChatApp) {
 /// A client that writes without ever reading. The server's answers back up (socket buffers,
 /// then actix's write buffer), the server stops reading that socket, and the client's writes
 /// block: the server holds a bounded amount for it. Meanwhile other sessions are served.
-async fn slow_reader(chat: &ChatApp) -> usize {
-    let mut socket = RawSocket::open(chat, &chat.token("slow-reader")).await;
+async fn slow_reader(app: &TestApp) -> usize {
+    let mut socket = RawSocket::open(app, &app.member_token("slow-reader")).await;
     // A few real messages too, so turns finish while nobody reads their frames.
     let mut batch = Vec::new();
     for n in 0..20 {
@@ -603,17 +601,17 @@ async fn slow_reader(chat: &ChatApp) -> usize {
         written / 1024
     );
     // Others are unaffected while it is stuck.
-    assert_a_normal_turn_works(chat, "beside-the-slow-reader").await;
+    assert_a_normal_turn_works(app, "beside-the-slow-reader").await;
     drop(socket); // abrupt: no close frame
     written
 }
 
 /// Hang-ups at every awkward moment: mid-request, mid-frame header, mid-payload, and
 /// mid-turn. A reply whose socket is gone is still stored.
-async fn abrupt_disconnects(chat: &ChatApp) {
-    let token = chat.token("dropper");
+async fn abrupt_disconnects(app: &TestApp) {
+    let token = app.member_token("dropper");
     // Half an upgrade request.
-    let mut stream = TcpStream::connect(host_port(chat)).await.unwrap();
+    let mut stream = TcpStream::connect(host_port(app)).await.unwrap();
     stream.write_all(b"GET /ws?token=").await.unwrap();
     drop(stream);
     for partial in [
@@ -621,12 +619,12 @@ async fn abrupt_disconnects(chat: &ChatApp) {
         frame_with_len(OP_TEXT, true, &[b'{'; 10], 1_000),     // 10 of 1,000 payload bytes
         frame_with_len(OP_TEXT, true, &[], 200)[..4].to_vec(), // header without its mask
     ] {
-        let mut socket = RawSocket::open(chat, &token).await;
+        let mut socket = RawSocket::open(app, &token).await;
         socket.write(&partial).await;
         drop(socket);
     }
     // Mid-turn: the socket drops after the ack, the reply is stored anyway.
-    let mut socket = chat.connect("dropper").await;
+    let mut socket = app.connect("dropper").await;
     send_json(
         &mut socket,
         json!({"type":"message","text":"등산화 추천해 주세요","client_id":"gone"}),
@@ -637,17 +635,12 @@ async fn abrupt_disconnects(chat: &ChatApp) {
     drop(socket);
     let deadline = Instant::now() + FRAME_TIMEOUT;
     loop {
-        let page: Value = chat
-            .app
-            .client
-            .get(
-                chat.app
-                    .url(&format!("/api/conversations/{conversation}/messages")),
+        let page: Value = app
+            .get_as(
+                &token,
+                &format!("/api/conversations/{conversation}/messages"),
             )
-            .bearer_auth(&token)
-            .send()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -670,11 +663,11 @@ async fn abrupt_disconnects(chat: &ChatApp) {
 
 /// 1,000 sequential then 1,000 concurrent (100 at a time) connects; half close politely,
 /// half just drop the TCP connection. Returns connects per second.
-async fn many_connects(chat: &ChatApp) -> f64 {
-    let token = chat.token("churn");
+async fn many_connects(app: &TestApp) -> f64 {
+    let token = app.member_token("churn");
     let started = Instant::now();
     for n in 0..1_000 {
-        let mut socket = chat.try_connect(&token, None).await.expect("connects");
+        let mut socket = app.try_connect(&token, None).await.expect("connects");
         if n % 2 == 0 {
             socket.close(None).await.unwrap();
         }
@@ -683,7 +676,7 @@ async fn many_connects(chat: &ChatApp) -> f64 {
         let connects = (0..100).map(|n| {
             let token = token.clone();
             async move {
-                let mut socket = chat.try_connect(&token, None).await.expect("connects");
+                let mut socket = app.try_connect(&token, None).await.expect("connects");
                 if (wave + n) % 2 == 0 {
                     assert_alive(&mut socket).await;
                     socket.close(None).await.unwrap();
@@ -699,52 +692,56 @@ async fn many_connects(chat: &ChatApp) -> f64 {
 
 #[actix_web::test]
 async fn hostile_clients_leave_the_chat_server_serving_with_no_sessions_and_no_memory_left() {
-    let mut settings = chat_settings();
-    settings.database.max_connections = 10;
-    let chat = spawn_chat_app_with(settings).await;
-    seed_catalog(&chat.app).await;
+    let app = TestApp::builder()
+        .settings(|settings| settings.database.max_connections = 10)
+        .spawn()
+        .await;
+    app.seed_catalog().await;
     let mut rng = Prng(fuzz_seed());
 
     // Warm up (first turn, connection pool, caches), then take the baseline.
-    assert_a_normal_turn_works(&chat, "warm-up").await;
-    assert_a_normal_turn_works(&chat, "warm-up").await;
+    assert_a_normal_turn_works(&app, "warm-up").await;
+    assert_a_normal_turn_works(&app, "warm-up").await;
     let baseline = Baseline { rss_kib: rss_kib() };
 
-    malformed_json_frames(&chat, &mut rng, 500).await;
-    baseline.check(&chat, "malformed-json").await;
+    malformed_json_frames(&app, &mut rng, 500).await;
+    baseline.check(&app, "malformed-json").await;
 
-    random_bytes(&chat, &mut rng, 120).await;
-    baseline.check(&chat, "random-bytes").await;
+    random_bytes(&app, &mut rng, 120).await;
+    baseline.check(&app, "random-bytes").await;
 
-    huge_frames(&chat).await;
-    baseline.check(&chat, "huge-frames").await;
+    huge_frames(&app).await;
+    baseline.check(&app, "huge-frames").await;
 
-    binary_and_fragmented_frames(&chat).await;
-    baseline.check(&chat, "binary-and-fragmented").await;
+    binary_and_fragmented_frames(&app).await;
+    baseline.check(&app, "binary-and-fragmented").await;
 
-    ping_flood(&chat).await;
-    baseline.check(&chat, "ping-flood").await;
+    ping_flood(&app).await;
+    baseline.check(&app, "ping-flood").await;
 
-    slow_reader(&chat).await;
-    baseline.check(&chat, "slow-reader").await;
+    slow_reader(&app).await;
+    baseline.check(&app, "slow-reader").await;
 
-    abrupt_disconnects(&chat).await;
-    baseline.check(&chat, "abrupt-disconnects").await;
+    abrupt_disconnects(&app).await;
+    baseline.check(&app, "abrupt-disconnects").await;
 
-    many_connects(&chat).await;
-    baseline.check(&chat, "many-connects").await;
+    many_connects(&app).await;
+    baseline.check(&app, "many-connects").await;
 }
 
 #[actix_web::test]
 async fn an_idle_client_is_closed_by_the_heartbeat_and_a_responsive_one_is_kept() {
-    let mut settings = chat_settings();
-    settings.chat.heartbeat_interval_secs = 1;
-    settings.chat.client_timeout_secs = 2;
-    let chat = spawn_chat_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|settings| {
+            settings.chat.heartbeat_interval_secs = 1;
+            settings.chat.client_timeout_secs = 2;
+        })
+        .spawn()
+        .await;
 
-    let mut idle = chat.connect("idle").await;
-    let mut responsive = chat.connect("responsive").await;
-    assert_eq!(sessions_active(&chat).await, 2.0);
+    let mut idle = app.connect("idle").await;
+    let mut responsive = app.connect("responsive").await;
+    assert_eq!(sessions_active(&app).await, 2.0);
 
     // The responsive client reads (tungstenite answers the server's pings) for 5 s; the idle
     // one neither reads nor writes.
@@ -771,7 +768,7 @@ async fn an_idle_client_is_closed_by_the_heartbeat_and_a_responsive_one_is_kept(
     assert_eq!(close.reason.as_str(), "heartbeat timeout");
 
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sessions_active(&chat).await != 1.0 {
+    while sessions_active(&app).await != 1.0 {
         assert!(
             Instant::now() < deadline,
             "the idle session was not counted out"
@@ -779,5 +776,5 @@ async fn an_idle_client_is_closed_by_the_heartbeat_and_a_responsive_one_is_kept(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     responsive.close(None).await.unwrap();
-    assert_no_sessions_left(&chat, "heartbeat").await;
+    assert_no_sessions_left(&app, "heartbeat").await;
 }
