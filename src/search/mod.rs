@@ -137,7 +137,7 @@ impl SearchClient {
             let sent = self
                 .client
                 .send::<String, ()>(
-                    method.clone(),
+                    method,
                     path,
                     headers.clone(),
                     None,
