@@ -20,6 +20,9 @@ psql_cmd() { "$PSQL" "$CONVREC__DATABASE__ADMIN_URL" -qAtX "$@"; }
 for db in $(psql_cmd -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
   psql_cmd -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
 done
+# ... and the search server's test-* indices and templates (thousands slow it down until
+# requests fail).
+python3 scripts/clean-test-indices.py || true
 
 # Chromium and playwright-core for the chat page's browser test (it is skipped without them).
 if E2E_ENV="$(scripts/e2e-deps.sh)"; then eval "$E2E_ENV"; else echo "e2e deps unavailable: the browser test will be skipped" >&2; fi
