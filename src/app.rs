@@ -20,6 +20,9 @@ use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
+
+/// How long a starting instance waits for another one that is training the first model.
+const MODEL_WAIT_AT_START: std::time::Duration = std::time::Duration::from_secs(30);
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +61,8 @@ pub enum StartupError {
         #[source]
         source: crate::ml::bert::LoadError,
     },
+    #[error("cannot load or train the item-item model: {0}")]
+    CfModel(#[from] crate::recommend::cf_store::TrainingError),
     #[error("cannot set up intent analysis: {0}")]
     Language(#[from] crate::llm::BuildError),
 }
@@ -239,16 +244,14 @@ impl Application {
 
         let search = start_search(&settings, &db, &content_embeddings, &metrics).await?;
         let reco = &settings.recommender;
-        let cf_model = crate::recommend::engine::load_cf(
+        // The newest trained model version, or on a deployment's first start one trained now.
+        let cf = crate::recommend::cf_store::load_or_train(
             &db,
-            crate::recommend::cf::CfConfig {
-                half_life_days: reco.cf_half_life_days,
-                neighbours_per_item: reco.cf_neighbours_per_item,
-            },
+            crate::recommend::cf::CfConfig::from(reco),
+            MODEL_WAIT_AT_START,
         )
         .await
-        .map_err(|e| StartupError::Database(crate::db::DbSetupError::Connect(e)))?;
-        let cf = std::sync::Arc::new(std::sync::RwLock::new(cf_model));
+        .map_err(StartupError::CfModel)?;
         let recommender = crate::actors::recommender::Recommender::start(
             crate::recommend::engine::HybridEngine {
                 db: db.clone(),
@@ -256,10 +259,15 @@ impl Application {
                 embeddings: content_embeddings.clone(),
                 keys: keys.clone(),
                 settings: reco.clone(),
-                cf: cf.clone(),
+                cf,
+                as_of: None,
             },
             crate::actors::recommender::RecommenderMetrics::register(&metrics.registry)
                 .expect("recommender metrics registered once"),
+            Some(
+                crate::actors::model_trainer::TrainerMetrics::register(&metrics.registry)
+                    .expect("trainer metrics registered once"),
+            ),
         );
 
         let language = crate::llm::build(&settings, &db, redis.clone(), &metrics.registry).await?;
@@ -269,7 +277,6 @@ impl Application {
             crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?,
             &metrics.registry,
             search.indexer.clone().recipient(),
-            Some(cf),
             Some(language.analyzer.clone()),
         )
         .await

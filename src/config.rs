@@ -305,8 +305,10 @@ pub struct RecommenderSettings {
     pub pool_size: usize,
     /// Most requests waiting for or in the pool; more are refused as overloaded (429).
     pub queue_capacity: usize,
-    /// Lifetime of a member's cached lists (`rec:user:{id}`).
+    /// Lifetime of each of a member's cached lists (`rec:user:{id}:…`).
     pub cache_ttl_secs: u64,
+    /// Cached list variants kept per member (different `q`, limits, filters); the oldest go.
+    pub cache_max_lists_per_member: usize,
     /// Lifetime of a cached similar-products list (`rec:similar:{id}`).
     pub similar_cache_ttl_secs: u64,
     /// Longest a Redis call may take before the request goes on without it.
@@ -317,8 +319,11 @@ pub struct RecommenderSettings {
     pub cf_candidates: usize,
     /// Popular/trending products fetched as candidates.
     pub popular_candidates: usize,
-    /// Seconds between CF similarity rebuilds.
+    /// A new item-item model is trained (by one instance) when the newest is this old and
+    /// interactions were recorded since.
     pub cf_rebuild_interval_secs: u64,
+    /// How often each instance looks for a newer trained model (and tries to train one).
+    pub model_poll_interval_secs: u64,
     /// Half-life of an interaction's weight in CF, in days.
     pub cf_half_life_days: f32,
     /// Neighbours kept per item in CF.
@@ -494,12 +499,14 @@ weight_intent = 0.4
 pool_size = 4
 queue_capacity = 256
 cache_ttl_secs = 300
+cache_max_lists_per_member = 16
 similar_cache_ttl_secs = 3600
 cache_timeout_ms = 50
 content_candidates = 100
 cf_candidates = 100
 popular_candidates = 50
 cf_rebuild_interval_secs = 300
+model_poll_interval_secs = 10
 cf_half_life_days = 365.0
 cf_neighbours_per_item = 200
 diversity_lambda = 0.7

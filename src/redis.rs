@@ -38,14 +38,42 @@ impl RedisKeys {
         &self.prefix
     }
 
-    /// A member's cached recommendation lists: a hash, one field per request variant.
-    pub fn member_recommendations(&self, member_id: &str) -> String {
-        format!("{}rec:user:{member_id}", self.prefix)
+    /// The token naming a member's current generation of cached lists; an invalidation
+    /// replaces it, so a list computed before the invalidation can no longer be stored or read
+    /// (`recommend::list_cache`).
+    pub fn member_list_generation(&self, member_id: &str) -> String {
+        format!("{}rec:user:{member_id}:generation", self.prefix)
     }
 
-    /// The cached "similar products" list of one product.
-    pub fn similar_products(&self, product_id: Uuid) -> String {
-        format!("{}rec:similar:{product_id}", self.prefix)
+    /// The ZSet of a member's cached list keys (score: when stored), which bounds them.
+    pub fn member_list_index(&self, member_id: &str) -> String {
+        format!("{}rec:user:{member_id}:lists", self.prefix)
+    }
+
+    /// One cached list of a member: [`Self::member_list_prefix`], the generation, `:` and
+    /// [`Self::member_list_variant`] (`recommend::list_cache`'s lookup script builds the same
+    /// shape from those parts, as it learns the generation only inside Redis).
+    pub fn member_list(&self, member_id: &str, generation: &str, variant: &str) -> String {
+        format!(
+            "{}{generation}:{}",
+            self.member_list_prefix(member_id),
+            Self::member_list_variant(variant)
+        )
+    }
+
+    /// A request variant's fixed-length name in [`Self::member_list`].
+    pub fn member_list_variant(variant: &str) -> String {
+        hex::encode(&Sha256::digest(variant.as_bytes())[..16])
+    }
+
+    /// What every [`Self::member_list`] key of a member starts with.
+    pub fn member_list_prefix(&self, member_id: &str) -> String {
+        format!("{}rec:user:{member_id}:", self.prefix)
+    }
+
+    /// The cached "similar products" list of one product at one length.
+    pub fn similar_products(&self, product_id: Uuid, limit: usize) -> String {
+        format!("{}rec:similar:{product_id}:{limit}", self.prefix)
     }
 
     /// The mirror of a member's preference profile (PostgreSQL owns it).
@@ -101,7 +129,14 @@ mod tests {
     #[test]
     fn every_key_carries_the_prefix() {
         let keys = RedisKeys::new("shop1:");
-        assert_eq!(keys.member_recommendations("m-1"), "shop1:rec:user:m-1");
+        assert_eq!(
+            keys.member_list_generation("m-1"),
+            "shop1:rec:user:m-1:generation"
+        );
+        let list = keys.member_list("m-1", "g1", "q=tent");
+        assert!(list.starts_with("shop1:rec:user:m-1:g1:"));
+        assert_ne!(list, keys.member_list("m-1", "g1", "q=tents"));
+        assert_ne!(list, keys.member_list("m-1", "g2", "q=tent"));
         assert_eq!(keys.trending(), "shop1:rec:trending");
         assert_eq!(keys.popular("a/b"), "shop1:rec:popular:category:a/b");
         assert_eq!(keys.member_preference("m-1"), "shop1:user:preference:m-1");

@@ -17,6 +17,7 @@ mod m20261124_000006_product_fulltext;
 mod m20261203_000007_korean_lexical;
 mod m20261203_000021_embedding_model;
 mod m20261203_000022_event_idempotency_keys;
+mod m20261203_000023_model_versions;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_korean_lexical::Migration),
             Box::new(m20261203_000021_embedding_model::Migration),
             Box::new(m20261203_000022_event_idempotency_keys::Migration),
+            Box::new(m20261203_000023_model_versions::Migration),
         ]
     }
 }

@@ -36,7 +36,6 @@ pub async fn start(
     redis: RedisPool,
     registry: &prometheus::Registry,
     es_sync: Recipient<ApplyEvent>,
-    cf: Option<crate::recommend::engine::SharedCf>,
     analyzer: Option<std::sync::Arc<dyn crate::intent::IntentAnalyzer>>,
 ) -> Result<Events, KafkaError> {
     let metrics = EventMetrics::register(registry).expect("event metrics registered once");
@@ -100,11 +99,7 @@ pub async fn start(
     )
     .start();
     let redis_for_preferences = redis.clone();
-    let mut recommendation = RecommendationCache::new(redis, keys.clone());
-    if let Some(cf) = cf {
-        recommendation = recommendation.with_cf(cf);
-    }
-    let recommendation = recommendation.start();
+    let recommendation = RecommendationCache::new(redis, keys.clone()).start();
     // Messages are analysed (LLM or the local fallback) and merged into the profile.
     let preference = PreferenceActor::new(
         db.clone(),

@@ -8,6 +8,7 @@ pub mod embedding_batcher;
 pub mod event_backbone;
 pub mod kafka_egress;
 pub mod kafka_ingress;
+pub mod model_trainer;
 pub mod outbox_dispatcher;
 pub mod preference;
 pub mod recommendation_cache;

@@ -13,6 +13,7 @@ use crate::events::envelope::{Envelope, EventType};
 use crate::events::outbox;
 use crate::identity::MemberId;
 use crate::intent::{IntentAnalyzer, Sentiment, ShoppingIntent};
+use crate::recommend::list_cache::invalidate_member_lists;
 use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -269,12 +270,10 @@ impl Handler<ApplyEvent> for PreferenceActor {
                         .arg("EX")
                         .arg(ttl)
                         .ignore()
-                        .cmd("DEL")
-                        .arg(keys.member_recommendations(member))
-                        .ignore()
                         .query_async::<()>(&mut *conn)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string())?;
+                    invalidate_member_lists(&redis, &keys, member).await
                 }
                 .await;
                 if let Err(error) = result {

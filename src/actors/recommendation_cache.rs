@@ -1,33 +1,22 @@
 //! `RecommendationCache`: the owner of the `recommendation` consumer group. A member's
-//! behaviour makes their cached recommendations stale, so it deletes `rec:user:{id}`
-//! (idempotent by nature) and feeds views, cart adds and orders into the in-memory CF model,
-//! so a member's history is current at once (similarities follow at the next rebuild).
+//! behaviour makes their cached lists stale, so it invalidates them (a fresh generation:
+//! idempotent by nature, and a list being computed meanwhile cannot be stored). Events that
+//! reach Kafka without `POST /api/events` (which invalidates at once) are covered here too.
+//! The member's history itself needs nothing: the recommender reads it from `interactions`.
 
-use crate::catalog::InteractionKind;
 use crate::events::apply::{ApplyError, ApplyEvent};
-use crate::recommend::engine::SharedCf;
+use crate::recommend::list_cache::invalidate_member_lists;
 use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
 
 pub struct RecommendationCache {
     redis: RedisPool,
     keys: RedisKeys,
-    cf: Option<SharedCf>,
 }
 
 impl RecommendationCache {
     pub fn new(redis: RedisPool, keys: RedisKeys) -> Self {
-        Self {
-            redis,
-            keys,
-            cf: None,
-        }
-    }
-
-    /// Also feeds the recommender's CF model.
-    pub fn with_cf(mut self, cf: SharedCf) -> Self {
-        self.cf = Some(cf);
-        self
+        Self { redis, keys }
     }
 }
 
@@ -40,32 +29,11 @@ impl Handler<ApplyEvent> for RecommendationCache {
 
     fn handle(&mut self, msg: ApplyEvent, _: &mut Self::Context) -> Self::Result {
         let redis = self.redis.clone();
-        let key = self.keys.member_recommendations(&msg.event.member_id);
-        if let (Some(cf), Some(Ok(payload))) = (&self.cf, msg.event.interaction()) {
-            let kind = msg
-                .event
-                .event_type
-                .interaction_kind()
-                .unwrap_or(InteractionKind::View);
-            cf.write().expect("CF lock not poisoned").observe(
-                &msg.event.member_id,
-                payload.product_id,
-                kind,
-                payload.quantity,
-                msg.event.occurred_at.timestamp(),
-            );
-        }
+        let keys = self.keys.clone();
         Box::pin(async move {
-            let mut conn = redis
-                .get()
+            invalidate_member_lists(&redis, &keys, &msg.event.member_id)
                 .await
-                .map_err(|e| ApplyError::Retry(format!("redis: {e}")))?;
-            let _: i64 = redis::cmd("DEL")
-                .arg(&key)
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| ApplyError::Retry(format!("redis: {e}")))?;
-            Ok(())
+                .map_err(|e| ApplyError::Retry(format!("redis: {e}")))
         })
     }
 }

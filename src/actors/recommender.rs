@@ -1,16 +1,20 @@
 //! `RecommenderActor`: a pool of actors that each compute one uncached list at a time with
 //! the [`HybridEngine`], and [`Recommender`], the cloneable handle in front of them that
-//! implements [`ProductRanker`]. The handle serves `rec:user:{id}` (a hash, one field per
-//! request variant) and `rec:similar:{id}` from Redis, bounds the work waiting for the pool
-//! (overload → `Overloaded`), and goes on uncached when Redis is away.
+//! implements [`ProductRanker`]. The handle serves a member's cached lists
+//! (`recommend::list_cache`: generation-stamped, one key per variant) and `rec:similar:{id}:{n}`
+//! from Redis, bounds the work waiting for the pool (overload → `Overloaded`), and goes on
+//! uncached when Redis is away. The model trainer's loop runs on one more arbiter.
 //!
 //! Each actor runs on its own arbiter (thread), so the pool's CPU work (decoding candidates,
 //! scoring, MMR) spreads over the cores instead of sharing the system arbiter's one thread,
 //! and a list goes to an idle actor, never behind a slow one.
 
+use crate::actors::model_trainer::{Trainer, TrainerMetrics};
 use crate::embeddings::EmbeddingService;
 use crate::ml::TextKind;
-use crate::recommend::engine::{HybridEngine, SharedCf};
+use crate::recommend::cf::{CfConfig, ServedNeighbours};
+use crate::recommend::engine::HybridEngine;
+use crate::recommend::list_cache::MemberListCache;
 use crate::recommend::query_cache::QueryEmbeddingCache;
 use crate::recommend::{ProductRanker, RecommendError, RecommendRequest, RecommendedProduct};
 use crate::redis::{RedisKeys, RedisPool};
@@ -18,7 +22,7 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -143,22 +147,28 @@ pub struct Recommender {
     waiting: Arc<Semaphore>,
     redis: RedisPool,
     keys: RedisKeys,
-    cache_ttl_secs: u64,
+    lists: MemberListCache,
     similar_ttl_secs: u64,
     redis_timeout: Duration,
     metrics: RecommenderMetrics,
     embeddings: EmbeddingService,
     query_embeddings: QueryEmbeddingCache,
-    pub cf: SharedCf,
+    pub cf: ServedNeighbours,
 }
 
 impl Recommender {
-    /// Starts `pool_size` actors over `engine` and a task that rebuilds the CF similarities
-    /// every `cf_rebuild_interval_secs`.
-    pub fn start(engine: HybridEngine, metrics: RecommenderMetrics) -> Self {
+    /// Starts `pool_size` actors over `engine`, and the model trainer's loop
+    /// ([`Trainer`]) on one more arbiter: it trains when due (one instance at a time) and
+    /// loads every newer model version into `engine.cf`.
+    pub fn start(
+        engine: HybridEngine,
+        metrics: RecommenderMetrics,
+        trainer_metrics: Option<TrainerMetrics>,
+    ) -> Self {
         let settings = engine.settings.clone();
         let pool_size = settings.pool_size.max(1);
-        let threads: Vec<ArbiterHandle> = (0..pool_size).map(|_| Arbiter::new().handle()).collect();
+        let mut threads: Vec<ArbiterHandle> =
+            (0..pool_size).map(|_| Arbiter::new().handle()).collect();
         let actors = threads
             .iter()
             .map(|arbiter| {
@@ -167,25 +177,17 @@ impl Recommender {
             })
             .collect();
         let cf = engine.cf.clone();
-        let interval = Duration::from_secs(settings.cf_rebuild_interval_secs.max(1));
-        let rebuilding = cf.clone();
-        actix::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let model = rebuilding.clone();
-                let started = Instant::now();
-                let done = tokio::task::spawn_blocking(move || {
-                    let now = chrono::Utc::now().timestamp();
-                    model.write().expect("CF lock not poisoned").rebuild(now);
-                })
-                .await;
-                if done.is_ok() {
-                    tracing::debug!(took = ?started.elapsed(), "CF similarities rebuilt");
-                }
-            }
-        });
+        let training = Arbiter::new().handle();
+        Trainer {
+            db: engine.db.clone(),
+            served: cf.clone(),
+            config: CfConfig::from(&settings),
+            train_every: Duration::from_secs(settings.cf_rebuild_interval_secs.max(1)),
+            poll_every: Duration::from_secs(settings.model_poll_interval_secs.max(1)),
+            metrics: trainer_metrics,
+        }
+        .start_on(&training);
+        threads.push(training);
         Self {
             actors: Arc::new(actors),
             idle: Arc::new(IdleActors {
@@ -196,7 +198,12 @@ impl Recommender {
             waiting: Arc::new(Semaphore::new(settings.queue_capacity.max(1))),
             redis: engine.redis.clone(),
             keys: engine.keys.clone(),
-            cache_ttl_secs: settings.cache_ttl_secs.max(1),
+            lists: MemberListCache::new(
+                engine.redis.clone(),
+                engine.keys.clone(),
+                settings.cache_ttl_secs,
+                settings.cache_max_lists_per_member,
+            ),
             similar_ttl_secs: settings.similar_cache_ttl_secs.max(1),
             redis_timeout: Duration::from_millis(settings.cache_timeout_ms.max(1)),
             metrics,
@@ -228,7 +235,7 @@ impl Recommender {
         })
     }
 
-    /// A hash field naming the request variant; `None` when the request is not cacheable
+    /// The request variant a cached list answers; `None` when the request is not cacheable
     /// (it carries its own embedding).
     fn variant(request: &RecommendRequest) -> Option<String> {
         if request.query_embedding.is_some() {
@@ -244,71 +251,61 @@ impl Recommender {
         ))
     }
 
-    async fn cache_get(
+    /// Counts a lookup's outcome; `None` when Redis failed or was too slow.
+    fn counted<T>(
         &self,
         cache: &str,
-        key: &str,
-        field: &str,
-    ) -> Option<Vec<RecommendedProduct>> {
-        let lookup = async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("HGET")
-                .arg(key)
-                .arg(field)
-                .query_async::<Option<String>>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let result = match tokio::time::timeout(self.redis_timeout, lookup).await {
-            Ok(Ok(Some(json))) => serde_json::from_str(&json).ok(),
-            Ok(Ok(None)) => None,
+        result: Result<Result<T, String>, tokio::time::error::Elapsed>,
+        hit: impl Fn(&T) -> bool,
+    ) -> Option<T> {
+        let outcome = match &result {
+            Ok(Ok(found)) if hit(found) => "hit",
+            Ok(Ok(_)) => "miss",
             Ok(Err(error)) => {
-                tracing::debug!(%error, "recommendation cache unavailable");
-                self.metrics
-                    .cache_lookups
-                    .with_label_values(&[cache, "error"])
-                    .inc();
-                return None;
+                tracing::debug!(%error, cache, "recommendation cache unavailable");
+                "error"
             }
-            Err(_) => {
-                self.metrics
-                    .cache_lookups
-                    .with_label_values(&[cache, "error"])
-                    .inc();
-                return None;
-            }
+            Err(_) => "error",
         };
-        let outcome = if result.is_some() { "hit" } else { "miss" };
         self.metrics
             .cache_lookups
             .with_label_values(&[cache, outcome])
             .inc();
-        result
+        result.ok().and_then(Result::ok)
     }
 
-    async fn cache_put(&self, key: &str, field: &str, ttl: u64, items: &[RecommendedProduct]) {
+    async fn similar_cached(&self, key: &str) -> Option<Vec<RecommendedProduct>> {
+        let lookup = async {
+            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<String>>(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let found = tokio::time::timeout(self.redis_timeout, lookup).await;
+        self.counted("similar", found, Option::is_some)
+            .flatten()
+            .and_then(|json| serde_json::from_str(&json).ok())
+    }
+
+    async fn similar_store(&self, key: &str, items: &[RecommendedProduct]) {
         let Ok(json) = serde_json::to_string(items) else {
             return;
         };
         let store = async {
             let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            redis::pipe()
-                .atomic()
-                .cmd("HSET")
+            redis::cmd("SET")
                 .arg(key)
-                .arg(field)
                 .arg(json)
-                .ignore()
-                .cmd("EXPIRE")
-                .arg(key)
-                .arg(ttl)
-                .ignore()
+                .arg("EX")
+                .arg(self.similar_ttl_secs)
                 .query_async::<()>(&mut *conn)
                 .await
                 .map_err(|e| e.to_string())
         };
         if let Ok(Err(error)) = tokio::time::timeout(self.redis_timeout, store).await {
-            tracing::debug!(%error, "recommendation not cached");
+            tracing::debug!(%error, "similar products not cached");
         }
     }
 
@@ -371,15 +368,13 @@ impl Recommender {
         product_id: Uuid,
         limit: usize,
     ) -> Result<Option<Vec<RecommendedProduct>>, RecommendError> {
-        let key = self.keys.similar_products(product_id);
-        let field = format!("limit={limit}");
-        if let Some(hit) = self.cache_get("similar", &key, &field).await {
+        let key = self.keys.similar_products(product_id, limit);
+        if let Some(hit) = self.similar_cached(&key).await {
             return Ok(Some(hit));
         }
         let items = self.on_pool(Similar { product_id, limit }).await??;
         if let Some(items) = &items {
-            self.cache_put(&key, &field, self.similar_ttl_secs, items)
-                .await;
+            self.similar_store(&key, items).await;
         }
         Ok(items)
     }
@@ -395,23 +390,37 @@ impl ProductRanker for Recommender {
             if request.limit == 0 {
                 return Err(RecommendError::Invalid("limit must be at least 1".into()));
             }
-            let cache = match (&request.member_id, Self::variant(&request)) {
-                (Some(member), Some(field)) => {
-                    Some((self.keys.member_recommendations(member), field))
-                }
+            let cached = match (&request.member_id, Self::variant(&request)) {
+                (Some(member), Some(variant)) => Some((member.clone(), variant)),
                 _ => None,
             };
-            if let Some((key, field)) = &cache {
-                if let Some(hit) = self.cache_get("user", key, field).await {
-                    return Ok(hit);
+            // The generation the list is computed under: storing it fails when the member's
+            // lists were invalidated meanwhile (their event came in while it was computed).
+            let mut generation = None;
+            if let Some((member, variant)) = &cached {
+                let lookup =
+                    tokio::time::timeout(self.redis_timeout, self.lists.lookup(member, variant))
+                        .await;
+                if let Some(found) = self.counted("user", lookup, |l| l.hit.is_some()) {
+                    if let Some(hit) = found.hit {
+                        return Ok(hit);
+                    }
+                    generation = Some(found.generation);
                 }
             }
-            // After the cache field is named: a request carrying its embedding is not cached.
+            // After the cache variant is named: a request carrying its embedding is not cached.
             self.attach_query_embedding(&mut request).await;
             let items = self.on_pool(Recommend(request)).await??;
-            if let Some((key, field)) = &cache {
-                self.cache_put(key, field, self.cache_ttl_secs, &items)
-                    .await;
+            if let (Some((member, variant)), Some(generation)) = (&cached, &generation) {
+                let store = self.lists.store(member, generation, variant, &items);
+                match tokio::time::timeout(self.redis_timeout, store).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => {
+                        tracing::debug!(member, "list not cached: invalidated while computed")
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "recommendation not cached"),
+                    Err(_) => tracing::debug!("recommendation not cached: Redis too slow"),
+                }
             }
             Ok(items)
         })

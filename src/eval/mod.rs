@@ -627,15 +627,8 @@ async fn service_hybrid_lists(
         crate::metrics::Metrics::new(),
     );
     let reco = &settings.recommender;
-    let cf = crate::recommend::engine::load_cf(
-        db,
-        CfConfig {
-            half_life_days: reco.cf_half_life_days,
-            neighbours_per_item: reco.cf_neighbours_per_item,
-        },
-    )
-    .await?;
-    let cf = std::sync::Arc::new(std::sync::RwLock::new(cf));
+    let (cf, _) = crate::recommend::cf_store::train(db, CfConfig::from(reco)).await?;
+    let cf = crate::recommend::cf::ServedNeighbours::new(None, cf.into_neighbours());
     let analyzer = crate::analysis::FallbackAnalyzer::load(db, settings.llm.usd_krw_rate).await?;
     let mut intents = Vec::with_capacity(queries.len());
     for query in queries {
@@ -656,6 +649,7 @@ async fn service_hybrid_lists(
             keys: keys.clone(),
             settings: tuned,
             cf: cf.clone(),
+            as_of: None,
         };
         let started = std::time::Instant::now();
         let mut lists = Vec::with_capacity(queries.len());

@@ -18,14 +18,13 @@ use super::HybridVariant;
 use crate::catalog::InteractionKind;
 use crate::config::Settings;
 use crate::intent::ShoppingIntent;
-use crate::recommend::cf::{CfConfig, ItemItemModel};
+use crate::recommend::cf::{CfConfig, ItemItemModel, ServedNeighbours};
 use crate::recommend::engine::HybridEngine;
 use crate::recommend::RecommendRequest;
 use crate::redis::RedisKeys;
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 /// The training-period database: products, their embeddings, members and orders.
@@ -185,7 +184,7 @@ impl RetailDb {
             *popularity.entry(*item).or_default() += kind.counted_weight(*quantity);
         }
         model.rebuild(cutoff_secs);
-        let cf = Arc::new(RwLock::new(model));
+        let cf = ServedNeighbours::new(None, model.into_neighbours());
         // Products first sold after the cutoff did not exist yet.
         let unsold: Vec<Uuid> = self
             .id_to_sku
@@ -228,6 +227,8 @@ impl RetailDb {
                 keys: keys.clone(),
                 settings: tuned,
                 cf: cf.clone(),
+                // The members' histories end at the cutoff too.
+                as_of: Some(cutoff_secs),
             };
             let started = std::time::Instant::now();
             let mut lists = HashMap::new();

@@ -20,11 +20,13 @@ use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
+use crate::recommend::list_cache::invalidate_member_lists;
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -399,6 +401,15 @@ async fn store_event(
     }
     outbox::enqueue(&txn, &envelope).await?;
     txn.commit().await?;
+    // The member's next list, on any instance, must see this event: their cached lists go
+    // now (best effort; the `recommendation` group invalidates again when it applies it).
+    let invalidate = invalidate_member_lists(&state.redis, &state.keys, event.member_id.as_str());
+    let timeout = Duration::from_millis(state.settings.recommender.cache_timeout_ms.max(1));
+    match tokio::time::timeout(timeout, invalidate).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "cached lists left to the consumer group"),
+        Err(_) => tracing::debug!("Redis too slow; cached lists left to the consumer group"),
+    }
     Ok(HttpResponse::Accepted().json(EventAccepted {
         event_id: envelope.event_id,
         event_type: envelope.event_type,

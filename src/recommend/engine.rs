@@ -10,7 +10,8 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
-use crate::recommend::cf::{CfConfig, ItemItemModel};
+use crate::recommend::cf::{history_strengths, CfConfig, ServedNeighbours};
+use crate::recommend::cf_store;
 use crate::recommend::explanation::Reason;
 use crate::recommend::lexical::lexical_matches;
 use crate::recommend::popularity::top_products;
@@ -22,41 +23,8 @@ use sea_orm::{
     Statement, TransactionTrait, Value as DbValue,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use uuid::Uuid;
-
-/// The in-memory CF model, shared by the recommender pool and the `recommendation` group.
-pub type SharedCf = Arc<RwLock<ItemItemModel>>;
-
-/// Builds the CF model from every row of `interactions`.
-pub async fn load_cf(db: &DatabaseConnection, config: CfConfig) -> Result<ItemItemModel, DbErr> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT member_id, product_id, kind, quantity, \
-             extract(epoch FROM occurred_at)::bigint AS at FROM interactions",
-        ))
-        .await?;
-    let mut model = ItemItemModel::new(config);
-    for row in rows {
-        let member: String = row.try_get("", "member_id")?;
-        let item: Uuid = row.try_get("", "product_id")?;
-        let kind: String = row.try_get("", "kind")?;
-        let quantity: i32 = row.try_get("", "quantity")?;
-        let at: i64 = row.try_get("", "at")?;
-        if let Some(kind) = InteractionKind::parse(&kind) {
-            model.observe(&member, item, kind, quantity, at);
-        }
-    }
-    let now = chrono::Utc::now().timestamp();
-    Ok(tokio::task::spawn_blocking(move || {
-        model.rebuild(now);
-        model
-    })
-    .await
-    .expect("CF rebuild does not panic"))
-}
 
 #[derive(Clone)]
 pub struct HybridEngine {
@@ -65,7 +33,11 @@ pub struct HybridEngine {
     pub embeddings: EmbeddingService,
     pub keys: RedisKeys,
     pub settings: RecommenderSettings,
-    pub cf: SharedCf,
+    /// The item neighbours this instance serves (`cf_store` loads new versions into it).
+    pub cf: ServedNeighbours,
+    /// The time the engine treats as now (unix seconds): later interactions are invisible.
+    /// `None` is the wall clock; the offline evaluation replays a cutoff.
+    pub as_of: Option<i64>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> RecommendError {
@@ -99,13 +71,9 @@ impl HybridEngine {
         request: RecommendRequest,
     ) -> Result<Vec<RecommendedProduct>, RecommendError> {
         let limit = request.limit.clamp(1, 100);
+        let model = self.cf.current();
         let history: Vec<(Uuid, f32)> = match &request.member_id {
-            Some(member) => {
-                let model = self.cf.read().expect("CF lock not poisoned");
-                let mut history = model.member_history(member);
-                history.truncate(self.settings.history_items.max(1));
-                history
-            }
+            Some(member) => self.member_history(member).await?,
             None => Vec::new(),
         };
         let history_ids: Vec<Uuid> = history.iter().map(|(id, _)| *id).collect();
@@ -167,13 +135,11 @@ impl HybridEngine {
                 Ok(Vec::new())
             }
         };
-        let cf_scores: HashMap<Uuid, f32> = {
-            let model = self.cf.read().expect("CF lock not poisoned");
-            model
-                .recommend_for_history(&history, self.settings.cf_candidates)
-                .into_iter()
-                .collect()
-        };
+        let cf_scores: HashMap<Uuid, f32> = model
+            .neighbours
+            .recommend_for_history(&history, self.settings.cf_candidates)
+            .into_iter()
+            .collect();
         let popular_category = request
             .intent
             .categories
@@ -230,7 +196,6 @@ impl HybridEngine {
             }
         }
         let candidates: Vec<Candidate> = {
-            let model = self.cf.read().expect("CF lock not poisoned");
             products
                 .into_iter()
                 .filter(|p| scoring::passes_filters(&wanted, p))
@@ -238,7 +203,7 @@ impl HybridEngine {
                     let (intent, matched) = scoring::intent_match(&request.intent, &profile, &p);
                     let bought_with = history
                         .iter()
-                        .map(|(h, w)| (h, w * model.similarity(*h, p.id)))
+                        .map(|(h, w)| (h, w * model.neighbours.similarity(*h, p.id)))
                         .filter(|(_, s)| *s > 0.0)
                         .max_by(|a, b| a.1.total_cmp(&b.1))
                         .and_then(|(h, _)| titles.get(h).cloned());
@@ -400,13 +365,13 @@ impl HybridEngine {
                 .into_iter()
                 .collect::<HashMap<_, _>>();
         }
-        let cf_scores: HashMap<Uuid, f32> = {
-            let model = self.cf.read().expect("CF lock not poisoned");
-            model
-                .similar(product_id, self.settings.cf_candidates)
-                .into_iter()
-                .collect()
-        };
+        let cf_scores: HashMap<Uuid, f32> = self
+            .cf
+            .current()
+            .neighbours
+            .similar(product_id, self.settings.cf_candidates)
+            .into_iter()
+            .collect();
         let mut seen = vec![product_id];
         let ids = scoring::fresh(content.keys().chain(cf_scores.keys()).copied(), &mut seen);
         let products = product::Entity::find()
@@ -466,6 +431,22 @@ impl HybridEngine {
                 })
                 .collect(),
         ))
+    }
+
+    /// The member's strongest items (decayed), read from `interactions` at request time so
+    /// every instance sees every event at once.
+    async fn member_history(&self, member: &str) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+        let interactions = cf_store::member_interactions(&self.db, member, self.as_of)
+            .await
+            .map_err(unavailable)?;
+        let now = self.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let mut history = history_strengths(&self.cf_config(), &interactions, now);
+        history.truncate(self.settings.history_items.max(1));
+        Ok(history)
+    }
+
+    fn cf_config(&self) -> CfConfig {
+        CfConfig::from(&self.settings)
     }
 
     /// The member's taste as soft preferences: the categories of their strongest items.

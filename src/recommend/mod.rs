@@ -2,9 +2,11 @@
 //! API) and the hybrid recommender that computes them.
 
 pub mod cf;
+pub mod cf_store;
 pub mod engine;
 pub mod explanation;
 pub mod lexical;
+pub mod list_cache;
 pub mod popularity;
 pub mod query_cache;
 pub mod scoring;

@@ -7,12 +7,13 @@
 use crate::helpers::{error_code, product_body, test_settings, TestApp, TestAppBuilder};
 use convrec::config::Settings;
 use convrec::identity::MemberTokens;
-use convrec::recommend::cf::CfConfig;
-use convrec::recommend::engine::load_cf;
+use convrec::recommend::cf::{history_strengths, CfConfig};
+use convrec::recommend::cf_store::{self, TrainOutcome};
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value as DbValue};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Test settings that also accept member tokens.
@@ -378,17 +379,27 @@ async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_mode
     // A second instance on the same settings (the same database), as after a restart.
     let second = TestAppBuilder::from_settings(settings).spawn().await;
     assert_eq!(interactions(&second.db, "m", "view").await, 1);
-    let model = load_cf(&second.db, CfConfig::default()).await.unwrap();
-    let history: Vec<String> = model
-        .member_history("m")
+    let interactions = cf_store::member_interactions(&second.db, "m", None)
+        .await
+        .unwrap();
+    let history: Vec<String> = history_strengths(&CfConfig::default(), &interactions, 0)
         .into_iter()
         .map(|(item, _)| item.to_string())
         .collect();
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0], *b, "the cart add weighs more than the view");
     assert_eq!(history[1], *a);
-    // n's views tie a to b and c, so the model can recommend from m's history.
-    let similar: Vec<String> = model
+    // n's views tie a to b and c: a training on either instance stores a version that the
+    // second one loads.
+    let trained = cf_store::train_if_due(&first.db, CfConfig::default(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(trained, TrainOutcome::Trained(_)), "{trained:?}");
+    let served = &second.state.recommender.cf;
+    cf_store::refresh(&second.db, served).await.unwrap();
+    let similar: Vec<String> = served
+        .current()
+        .neighbours
         .similar(Uuid::parse_str(&a).unwrap(), 5)
         .into_iter()
         .map(|(item, _)| item.to_string())

@@ -3,6 +3,7 @@
 
 use crate::event_support::{processed, redis_connection};
 use crate::helpers::{TestApp, TestAppBuilder};
+use convrec::redis::RedisKeys;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
@@ -261,37 +262,50 @@ async fn members_read_only_their_own_recommendations() {
 #[actix_web::test]
 async fn new_behaviour_invalidates_the_cached_list() {
     let app = with_demo_catalog(reco_app(), false).await;
-    let user_key = format!("{}rec:user:carol", app.settings.redis.key_prefix);
+    let keys = RedisKeys::new(&app.settings.redis.key_prefix);
     let mut redis = redis_connection(&app.settings).await;
     let carol = app.member_token("carol");
     let first = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
-    let cached: i64 = redis::cmd("EXISTS")
-        .arg(&user_key)
+    let cached: i64 = redis::cmd("ZCARD")
+        .arg(keys.member_list_index("carol"))
         .query_async(&mut redis)
         .await
         .unwrap();
     assert_eq!(cached, 1, "the list is cached");
+    let generation: String = redis::cmd("GET")
+        .arg(keys.member_list_generation("carol"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let again = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
     assert_eq!(first, again, "served from the cache");
 
     let product = &products(&app, "outdoor/").await[0].0;
     let view = json!({"type": "view", "member_id": "carol", "product_id": product});
     assert_eq!(app.post_event(&view).await.status(), StatusCode::ACCEPTED);
-    app.drain_events().await;
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(&user_key)
+    // Invalidated by the request itself, before any consumer group has seen the event: the
+    // view is in `interactions` already, which the next list reads.
+    let cached: i64 = redis::cmd("ZCARD")
+        .arg(keys.member_list_index("carol"))
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(exists, 0, "the view invalidated rec:user:carol");
-    // Two consumer groups delete the key: `preference-analysis` and `recommendation`, which
-    // first feeds the view into the CF model. A list asked for between the two deletions would
-    // be computed without the view; after the drain both have, so the next list has it.
+    assert_eq!(cached, 0, "the view dropped carol's cached lists");
+    let renewed: String = redis::cmd("GET")
+        .arg(keys.member_list_generation("carol"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_ne!(renewed, generation, "a fresh generation");
     let after = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
     assert!(
         after.iter().all(|i| i["id"] != product.as_str()),
         "the viewed product is history now"
     );
+    // The consumer groups invalidate again when they apply the event; the list stays right.
+    app.drain_events().await;
+    let later = items(get_as(&app, "/api/recommendations/carol", Some(&carol)).await).await;
+    assert!(later.iter().all(|i| i["id"] != product.as_str()));
 }
 
 #[actix_web::test]
