@@ -452,6 +452,22 @@ impl ServiceProcess {
                 "CONVREC__EVENTS__TRENDING_HALF_LIFE_SECS",
                 settings.events.trending_half_life_secs.to_string(),
             )
+            .env(
+                "CONVREC__RATE_LIMIT__ENABLED",
+                settings.rate_limit.enabled.to_string(),
+            )
+            .env(
+                "CONVREC__SECURITY__MEMBER_TOKEN_SECRET",
+                settings.security.member_token_secret.expose_secret(),
+            )
+            .env(
+                "CONVREC__RECOMMENDER__CF_REBUILD_INTERVAL_SECS",
+                settings.recommender.cf_rebuild_interval_secs.to_string(),
+            )
+            .env(
+                "CONVREC__RECOMMENDER__MODEL_POLL_INTERVAL_SECS",
+                settings.recommender.model_poll_interval_secs.to_string(),
+            )
             .env("CONVREC__LOG__LEVEL", "info,sqlx=warn,convrec=debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

@@ -31,4 +31,5 @@ mod product_embeddings;
 mod products;
 mod recommendations;
 mod search;
+mod shared_state;
 mod ws_fuzz;
