@@ -3,6 +3,7 @@
 
 pub mod embeddings;
 pub mod texts;
+pub mod training;
 
 use crate::config::Settings;
 use clap::{Args, Subcommand};
@@ -16,6 +17,19 @@ pub enum BenchCommand {
     Embeddings(EmbeddingsArgs),
     /// Write the benchmark's text sets (short titles, ~128-token texts) as JSON.
     Texts(TextsArgs),
+    /// The item-item trainer's time and peak memory on a generated shop (run one size per
+    /// process: the peak memory is the process's).
+    Training(TrainingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainingArgs {
+    #[arg(long, default_value_t = 4_000)]
+    pub products: usize,
+    #[arg(long, default_value_t = 4_300)]
+    pub members: usize,
+    #[arg(long, default_value_t = 400_000)]
+    pub interactions: usize,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +129,21 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 sets.source,
                 args.out.display()
             );
+        }
+        BenchCommand::Training(args) => {
+            anyhow::ensure!(
+                args.products > 0 && args.members > 0,
+                "--products and --members must be positive"
+            );
+            let run = training::run(
+                args.products,
+                args.members,
+                args.interactions,
+                crate::recommend::cf::CfConfig::from(&settings.recommender),
+            );
+            println!("| products | members | interactions | observe ms | rebuild ms | encode ms | stored MiB | peak RSS MiB |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("{}", training::markdown_row(&run));
         }
         BenchCommand::Embeddings(args) => {
             anyhow::ensure!(
