@@ -220,6 +220,8 @@ impl Application {
         }
         let metrics = Metrics::new();
         let redis = crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?;
+        let state_redis =
+            crate::redis::connect_state(&settings.redis).map_err(StartupError::Redis)?;
         let keys = RedisKeys::new(&settings.redis.key_prefix);
         let monitor = start_monitor(&settings, &db, &redis, &metrics)?;
         let start = |model| {
@@ -267,6 +269,7 @@ impl Application {
             &settings,
             &db,
             crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?,
+            state_redis.clone(),
             &metrics.registry,
             search.indexer.clone().recipient(),
             Some(cf),
@@ -297,6 +300,7 @@ impl Application {
             metrics,
             monitor,
             redis,
+            state_redis,
             keys,
             embeddings,
             embedding_batcher,
