@@ -272,6 +272,9 @@ env_exports() {
 export CONVREC__DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/convrec
 export CONVREC__DATABASE__ADMIN_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export CONVREC__REDIS__URL=redis://127.0.0.1:$REDIS_PORT
+# The state store (trending, popular: must not be evicted) is database 1 of the same server;
+# the local server has no maxmemory, so nothing is ever evicted from either database.
+export CONVREC__REDIS__STATE_URL=redis://127.0.0.1:$REDIS_PORT/1
 export CONVREC__KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT
 export CONVREC__ELASTICSEARCH__URL=http://127.0.0.1:$ES_PORT
 export CONVREC__MODEL__DIR=$(model_dir)

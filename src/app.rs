@@ -225,6 +225,8 @@ impl Application {
         }
         let metrics = Metrics::new();
         let redis = crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?;
+        let state_redis =
+            crate::redis::connect_state(&settings.redis).map_err(StartupError::Redis)?;
         let keys = RedisKeys::new(&settings.redis.key_prefix);
         let monitor = start_monitor(&settings, &db, &redis, &metrics)?;
         let start = |model| {
@@ -256,6 +258,7 @@ impl Application {
             crate::recommend::engine::HybridEngine {
                 db: db.clone(),
                 redis: redis.clone(),
+                state: state_redis.clone(),
                 embeddings: content_embeddings.clone(),
                 keys: keys.clone(),
                 settings: reco.clone(),
@@ -275,6 +278,7 @@ impl Application {
             &settings,
             &db,
             crate::redis::connect(&settings.redis).map_err(StartupError::Redis)?,
+            state_redis.clone(),
             &metrics.registry,
             search.indexer.clone().recipient(),
             Some(language.analyzer.clone()),
@@ -304,6 +308,7 @@ impl Application {
             metrics,
             monitor,
             redis,
+            state_redis,
             keys,
             embeddings,
             embedding_batcher,

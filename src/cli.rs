@@ -63,6 +63,12 @@ pub enum Command {
         #[arg(value_enum)]
         index: ReindexTarget,
     },
+    /// Rebuild derived state from the database: `analytics` rebuilds trending and popular
+    /// from `interactions` and swaps them in (docs/events.md).
+    Rebuild {
+        #[arg(value_enum)]
+        what: RebuildTarget,
+    },
     /// Measurements run by hand (docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -93,6 +99,12 @@ pub enum ImportFormat {
 pub enum ReindexTarget {
     Messages,
     Products,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RebuildTarget {
+    /// Trending and popular (`rec:trending`, `rec:popular:category:*`) in the state store.
+    Analytics,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -171,6 +183,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.index,
                 client.alias(kind)
             );
+        }
+        Command::Rebuild {
+            what: RebuildTarget::Analytics,
+        } => {
+            use crate::recommend::analytics_rebuild::{rebuild, Rebuild};
+            let db = crate::db::connect(&settings.database).await?;
+            let redis = crate::redis::connect_state(&settings.redis)?;
+            let keys = crate::redis::RedisKeys::new(&settings.redis.key_prefix);
+            let half_life =
+                std::time::Duration::from_secs(settings.events.trending_half_life_secs.max(1));
+            match rebuild(&db, &redis, &keys, half_life).await? {
+                Rebuild::Built(report) => println!(
+                    "trending and popular rebuilt from interactions: {} products, {} categories \
+                     ({} trending, {} stale categories removed) in {:.2}s",
+                    report.products,
+                    report.categories,
+                    report.trending,
+                    report.removed,
+                    report.elapsed.as_secs_f64()
+                ),
+                Rebuild::Busy => {
+                    anyhow::bail!(
+                        "another instance is rebuilding trending and popular; try again later"
+                    )
+                }
+            }
         }
         Command::Bench { what } => crate::bench::run(what, &settings)?,
         Command::Eval { what } => crate::eval::run(what, &settings).await?,

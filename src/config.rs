@@ -73,11 +73,28 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
+    /// The cache: embeddings, recommendation lists, profile mirrors. May evict (LRU).
     pub url: SecretString,
+    /// The store for state that must not be evicted (trending, popular, the analytics
+    /// group's markers and locks): a Redis without eviction. Empty: the same as `url`.
+    pub state_url: SecretString,
     /// Prepended to every key (`{prefix}rec:user:42`); lets tests and tenants share a server.
     pub key_prefix: String,
     pub pool_size: u32,
     pub connect_timeout_ms: u64,
+}
+
+impl RedisSettings {
+    /// These settings for the state store: `state_url` when set, else `url`; the prefix,
+    /// pool size and timeout are shared.
+    pub fn state(&self) -> RedisSettings {
+        use secrecy::ExposeSecret;
+        let mut state = self.clone();
+        if !self.state_url.expose_secret().trim().is_empty() {
+            state.url = self.state_url.clone();
+        }
+        state
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,6 +432,7 @@ migrate_on_start = true
 
 [redis]
 url = "redis://127.0.0.1:6379"
+state_url = ""
 key_prefix = ""
 pool_size = 16
 connect_timeout_ms = 2000
@@ -726,6 +744,25 @@ mod tests {
             err.contains("onnx") && err.contains("model.encoder"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_state_store_is_the_cache_unless_set_apart() {
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(
+            defaults.redis.state().url.expose_secret(),
+            defaults.redis.url.expose_secret()
+        );
+        let apart = Settings::load_with_env(
+            None,
+            env(&[("CONVREC__REDIS__STATE_URL", "redis://state:6379/1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            apart.redis.state().url.expose_secret(),
+            "redis://state:6379/1"
+        );
+        assert_eq!(apart.redis.state().key_prefix, apart.redis.key_prefix);
     }
 
     #[test]

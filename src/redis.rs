@@ -1,7 +1,11 @@
-//! Redis: the connection pool and the one owner of every key name the service uses.
+//! Redis: the connection pools and the one owner of every key name the service uses.
 //!
 //! Every key starts with the deployment's `redis.key_prefix` (tests and the evaluation use
 //! their own), so two deployments, or two tests, can share one Redis.
+//!
+//! Two stores: the cache (`redis.url`, may evict) and the state store (`redis.state_url`,
+//! must not evict) for what is rebuilt only on demand: trending, popular and the analytics
+//! group's markers and locks (docs/events.md, "Trending and popular are derived state").
 
 use crate::config::RedisSettings;
 use secrecy::ExposeSecret;
@@ -19,6 +23,12 @@ pub fn connect(settings: &RedisSettings) -> Result<RedisPool, ::redis::RedisErro
         .max_size(settings.pool_size)
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .build_unchecked(manager))
+}
+
+/// A pool for the state store (`redis.state_url`, or `redis.url` when that is empty), built
+/// like [`connect`].
+pub fn connect_state(settings: &RedisSettings) -> Result<RedisPool, ::redis::RedisError> {
+    connect(&settings.state())
 }
 
 /// The key names, with the deployment's prefix.
@@ -96,6 +106,37 @@ impl RedisKeys {
         format!("{}rec:popular:category:{category}", self.prefix)
     }
 
+    /// A `SCAN MATCH` pattern for every [`Self::popular`] key (the prefix's glob characters
+    /// escaped).
+    pub fn popular_pattern(&self) -> String {
+        format!("{}*", glob_escape(&self.popular("")))
+    }
+
+    /// Set when trending and popular were last rebuilt from `interactions` (the time, RFC
+    /// 3339), in the state store, without a TTL: its absence means the state was lost (a
+    /// flushed or evicted store), not that the shop is empty.
+    pub fn analytics_built(&self) -> String {
+        format!("{}rec:analytics:built", self.prefix)
+    }
+
+    /// The lock that lets one instance at a time rebuild trending and popular.
+    pub fn analytics_rebuild_lock(&self) -> String {
+        format!("{}rec:analytics:rebuild-lock", self.prefix)
+    }
+
+    /// Where rebuild `run` writes trending before it is swapped in.
+    pub fn analytics_rebuild_trending(&self, run: &str) -> String {
+        format!("{}rec:analytics:rebuild:{run}:trending", self.prefix)
+    }
+
+    /// Where rebuild `run` writes one category's popular set before it is swapped in.
+    pub fn analytics_rebuild_popular(&self, run: &str, category: &str) -> String {
+        format!(
+            "{}rec:analytics:rebuild:{run}:popular:{category}",
+            self.prefix
+        )
+    }
+
     /// The marker that the analytics group applied an event (exactly once).
     pub fn analytics_applied(&self, event_id: Uuid) -> String {
         format!("{}events:applied:analytics:{event_id}", self.prefix)
@@ -120,6 +161,18 @@ impl RedisKeys {
     pub fn llm_breaker_state_change(&self) -> String {
         format!("{}cb:state_change:last", self.prefix)
     }
+}
+
+/// `text` with the Redis glob characters (`*`, `?`, `[`, `]`, `\`) escaped, for `SCAN MATCH`.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -148,6 +201,22 @@ mod tests {
         assert_eq!(
             keys.llm_breaker_state_change(),
             "shop1:cb:state_change:last"
+        );
+        assert_eq!(keys.analytics_built(), "shop1:rec:analytics:built");
+        assert!(keys
+            .analytics_rebuild_popular("r1", "a/b")
+            .starts_with("shop1:rec:analytics:rebuild:r1:"));
+    }
+
+    #[test]
+    fn the_popular_pattern_matches_only_popular_keys_of_the_prefix() {
+        assert_eq!(
+            RedisKeys::new("t:1:").popular_pattern(),
+            "t:1:rec:popular:category:*"
+        );
+        assert_eq!(
+            RedisKeys::new("a*[b]?:").popular_pattern(),
+            "a\\*\\[b\\]\\?:rec:popular:category:*"
         );
     }
 }

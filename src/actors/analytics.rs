@@ -3,17 +3,26 @@
 //! and `rec:popular:category:{cat}`, ZSets of products counted per category (and per parent
 //! category, so `fashion` includes `fashion/outerwear`). Each event is applied exactly once:
 //! a Lua script sets the event's marker and increments the scores atomically.
+//!
+//! All of it lives in the state store (`redis.state_url`, no eviction). Should it be lost
+//! anyway (a flushed store, or one that evicts after all), the actor notices the missing
+//! built marker at start and on every decay tick and rebuilds trending and popular from
+//! `interactions` (`recommend::analytics_rebuild`, which also describes the race with events
+//! applied meanwhile), off its mailbox.
 
 use crate::events::apply::{ApplyError, ApplyEvent};
 use crate::events::envelope::InteractionPayload;
+use crate::recommend::analytics_rebuild::{self, Rebuild};
+use crate::recommend::popularity::{category_levels, decay_factor, MIN_TRENDING_SCORE};
 use crate::redis::{RedisKeys, RedisPool};
 use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// How often trending scores are decayed.
+/// How often trending scores are decayed (and the built marker checked).
 pub const DECAY_INTERVAL: Duration = Duration::from_secs(60);
-/// Scores below this are dropped from `rec:trending`.
-const MIN_TRENDING_SCORE: f64 = 0.01;
 
 /// Atomically: if the event's marker is new, set it (with a TTL) and add the weight to the
 /// trending set and to every category set. KEYS: marker, trending, categories…;
@@ -42,44 +51,85 @@ end
 return 0
 "#;
 
-/// `a/b/c` → `a`, `a/b`, `a/b/c`.
-pub fn category_levels(category: &str) -> Vec<&str> {
-    category
-        .match_indices('/')
-        .map(|(i, _)| &category[..i])
-        .chain(std::iter::once(category))
-        .filter(|c| !c.is_empty())
-        .collect()
+/// Clears the "rebuilding" flag when the rebuild task ends, however it ends.
+struct Reset(Arc<AtomicBool>);
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 pub struct Analytics {
+    db: DatabaseConnection,
+    /// The state store.
     redis: RedisPool,
     keys: RedisKeys,
     half_life: Duration,
     /// How long an event's "applied" marker is kept (the longest redelivery window).
     marker_ttl: Duration,
+    /// Set while this instance checks or rebuilds, so ticks do not pile rebuilds up.
+    rebuilding: Arc<AtomicBool>,
 }
 
 impl Analytics {
+    /// `redis` is the state store (`redis::connect_state`).
     pub fn new(
+        db: DatabaseConnection,
         redis: RedisPool,
         keys: RedisKeys,
         half_life: Duration,
         marker_ttl: Duration,
     ) -> Self {
         Self {
+            db,
             redis,
             keys,
             half_life,
             marker_ttl,
+            rebuilding: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Rebuilds trending and popular when the built marker is missing, on a task of its own
+    /// (the mailbox goes on; the rebuild's I/O is asynchronous and its grouping runs on a
+    /// blocking thread), at most one at a time here and, by its lock, across instances.
+    fn rebuild_if_lost(&self) {
+        if self.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let guard = Reset(self.rebuilding.clone());
+        let (db, redis, keys, half_life) = (
+            self.db.clone(),
+            self.redis.clone(),
+            self.keys.clone(),
+            self.half_life,
+        );
+        actix::spawn(async move {
+            match analytics_rebuild::rebuild_if_lost(&db, &redis, &keys, half_life).await {
+                Ok(None) => {}
+                Ok(Some(Rebuild::Built(report))) => tracing::warn!(
+                    products = report.products,
+                    categories = report.categories,
+                    trending = report.trending,
+                    elapsed_ms = report.elapsed.as_millis() as u64,
+                    "trending and popular rebuilt from interactions (the built marker was missing: the state was lost, or this is the first start)"
+                ),
+                Ok(Some(Rebuild::Busy)) => {
+                    tracing::debug!("trending and popular are being rebuilt by another instance")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "trending and popular not rebuilt; retried next tick")
+                }
+            }
+            drop(guard);
+        });
     }
 
     fn decay(&self, ctx: &mut Context<Self>) {
         let redis = self.redis.clone();
         let keys = self.keys.clone();
-        let factor =
-            0.5f64.powf(DECAY_INTERVAL.as_secs_f64() / self.half_life.as_secs_f64().max(1.0));
+        let factor = decay_factor(DECAY_INTERVAL, self.half_life);
         ctx.spawn(
             async move {
                 let result: Result<i64, String> = async {
@@ -110,7 +160,11 @@ impl Actor for Analytics {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(DECAY_INTERVAL, |act, ctx| act.decay(ctx));
+        self.rebuild_if_lost();
+        ctx.run_interval(DECAY_INTERVAL, |act, ctx| {
+            act.decay(ctx);
+            act.rebuild_if_lost();
+        });
     }
 }
 
@@ -153,19 +207,5 @@ impl Handler<ApplyEvent> for Analytics {
                 .map_err(|e| ApplyError::Retry(format!("redis: {e}")))?;
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_category_counts_for_each_of_its_parents() {
-        assert_eq!(
-            category_levels("fashion/outerwear/padding"),
-            vec!["fashion", "fashion/outerwear", "fashion/outerwear/padding"]
-        );
-        assert_eq!(category_levels("books"), vec!["books"]);
     }
 }

@@ -29,11 +29,14 @@ pub struct Events {
 
 /// Registers the metrics and, when `events.enabled`, creates the topics (or leaves that to
 /// the dispatcher when the broker is away) and starts the producer, the outbox dispatcher,
-/// the four groups' owners and their consumers.
+/// the four groups' owners and their consumers. `redis` is the cache, `state` the state
+/// store (trending, popular and the analytics group's markers).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     settings: &Settings,
     db: &DatabaseConnection,
     redis: RedisPool,
+    state: RedisPool,
     registry: &prometheus::Registry,
     es_sync: Recipient<ApplyEvent>,
     analyzer: Option<std::sync::Arc<dyn crate::intent::IntentAnalyzer>>,
@@ -92,7 +95,8 @@ pub async fn start(
     .start();
 
     let analytics = Analytics::new(
-        redis.clone(),
+        db.clone(),
+        state,
         keys.clone(),
         Duration::from_secs(events.trending_half_life_secs.max(1)),
         Duration::from_secs(events.outbox_retention_hours.max(1) * 3600),

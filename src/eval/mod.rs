@@ -619,6 +619,7 @@ async fn service_hybrid_lists(
     let key_prefix = format!("eval:{}:", uuid::Uuid::new_v4());
     let keys = crate::redis::RedisKeys::new(&key_prefix);
     let redis = crate::redis::connect(&settings.redis)?;
+    let state = crate::redis::connect_state(&settings.redis)?;
     let (embeddings, _) = crate::actors::embedding::start_embeddings(
         crate::app::load_model(&settings.content_model()).await?,
         &settings.embedding,
@@ -645,6 +646,7 @@ async fn service_hybrid_lists(
         let engine = crate::recommend::engine::HybridEngine {
             db: db.clone(),
             redis: redis.clone(),
+            state: state.clone(),
             embeddings: embeddings.clone(),
             keys: keys.clone(),
             settings: tuned,

@@ -223,6 +223,8 @@ impl RetailDb {
             let engine = HybridEngine {
                 db: self.db.clone(),
                 redis: redis.clone(),
+                // The popularity ZSets are seeded above through the same pool.
+                state: redis.clone(),
                 embeddings: embeddings.clone(),
                 keys: keys.clone(),
                 settings: tuned,

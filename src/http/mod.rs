@@ -36,7 +36,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Metrics,
     pub monitor: Addr<DependencyMonitor>,
+    /// The cache.
     pub redis: RedisPool,
+    /// The state store: trending and popular (`redis.state_url`).
+    pub state_redis: RedisPool,
     pub keys: RedisKeys,
     /// The embedding API's model (`POST /embed`, `/batch-embed`, `/similarity`).
     pub embeddings: EmbeddingService,

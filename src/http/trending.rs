@@ -154,7 +154,7 @@ async fn popular(
 /// Reads the ZSet and answers `{"items": [{"score", "product"}]}`, best first; products
 /// deleted since they were counted are left out.
 async fn ranked(state: &AppState, key: &str, limit: usize) -> Result<HttpResponse, RankingError> {
-    let top = top_products(&state.redis, key, limit)
+    let top = top_products(&state.state_redis, key, limit)
         .await
         .map_err(RankingError::Unavailable)?;
     let ids: Vec<Uuid> = top.iter().map(|(id, _)| *id).collect();

@@ -30,6 +30,8 @@ use uuid::Uuid;
 pub struct HybridEngine {
     pub db: DatabaseConnection,
     pub redis: RedisPool,
+    /// The state store (never evicted): trending and popular.
+    pub state: RedisPool,
     pub embeddings: EmbeddingService,
     pub keys: RedisKeys,
     pub settings: RecommenderSettings,
@@ -618,7 +620,7 @@ impl HybridEngine {
             Some(c) => self.keys.popular(c),
             None => self.keys.trending(),
         };
-        match tokio::time::timeout(self.redis_timeout(), top_products(&self.redis, &key, count))
+        match tokio::time::timeout(self.redis_timeout(), top_products(&self.state, &key, count))
             .await
         {
             Ok(Ok(top)) if !top.is_empty() => {

@@ -1,6 +1,7 @@
 //! The narrow interface between whoever needs recommendations (the chat pipeline, the REST
 //! API) and the hybrid recommender that computes them.
 
+pub mod analytics_rebuild;
 pub mod cf;
 pub mod cf_store;
 pub mod engine;

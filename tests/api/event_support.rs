@@ -116,7 +116,7 @@ pub(crate) async fn assert_applied_exactly_once(
             "group {group}"
         );
     }
-    let mut redis = redis_connection(settings).await;
+    let mut redis = state_redis_connection(settings).await;
     let prefix = &settings.redis.key_prefix;
     let trending = zset_sum(&mut redis, &format!("{prefix}rec:trending")).await;
     assert!(
@@ -134,12 +134,25 @@ pub(crate) async fn assert_applied_exactly_once(
     }
 }
 
+/// A connection to the cache (`redis.url`).
 pub(crate) async fn redis_connection(settings: &Settings) -> redis::aio::MultiplexedConnection {
     redis::Client::open(settings.redis.url.expose_secret())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .expect("Redis is up")
+}
+
+/// A connection to the state store (`redis.state_url`, else `redis.url`): trending, popular
+/// and the analytics group's markers.
+pub(crate) async fn state_redis_connection(
+    settings: &Settings,
+) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(settings.redis.state().url.expose_secret())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the Redis state store is up")
 }
 
 async fn zset_sum(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> f64 {

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real service on port 0 against its own database on
 //! the local stack (scripts/test.sh brings it up and exports its addresses).
 
+mod analytics_rebuild;
 mod authz;
 mod chat_e2e;
 mod chat_language;
