@@ -10,6 +10,8 @@ CACHE="${CONVREC_CACHE:-$HOME/.cache/convrec}"
 NAME="${NAME:-ss}"
 scripts/stack.sh up >/dev/null
 eval "$(scripts/stack.sh env)"
+# A binary from before the state store (issue 16) refuses the unknown setting.
+if [ -n "${WITHOUT_STATE_STORE:-}" ]; then unset CONVREC__REDIS__STATE_URL; fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 BIN="${1:-}"
 if [ -z "$BIN" ]; then
