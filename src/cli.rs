@@ -69,6 +69,12 @@ pub enum Command {
         #[arg(value_enum)]
         what: RebuildTarget,
     },
+    /// The transactional outbox: `retry-dead` moves dead-letter rows back to pending so the
+    /// dispatcher publishes them again (docs/events.md).
+    Outbox {
+        #[command(subcommand)]
+        what: OutboxCommand,
+    },
     /// Measurements run by hand (docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -99,6 +105,17 @@ pub enum ImportFormat {
 pub enum ReindexTarget {
     Messages,
     Products,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Re-drive dead rows (all, or one topic's).
+    RetryDead {
+        /// Only rows of this topic (its name without the deployment's prefix, e.g.
+        /// `order-completed`).
+        #[arg(long)]
+        topic: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -209,6 +226,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 }
             }
+        }
+        Command::Outbox {
+            what: OutboxCommand::RetryDead { topic },
+        } => {
+            let db = crate::db::connect(&settings.database).await?;
+            let redriven = crate::events::outbox::retry_dead(&db, topic.as_deref()).await?;
+            println!(
+                "{} dead outbox rows moved back to pending; the dispatcher publishes them",
+                redriven.rows
+            );
         }
         Command::Bench { what } => crate::bench::run(what, &settings)?,
         Command::Eval { what } => crate::eval::run(what, &settings).await?,

@@ -8,7 +8,7 @@ use convrec::events::outbox;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use reqwest::StatusCode;
-use sea_orm::TransactionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -314,6 +314,63 @@ async fn a_broker_outage_delays_events_but_loses_none() {
         drained.as_secs_f64(),
         recovered.elapsed().as_secs_f64()
     );
+    assert_applied_exactly_once(&app.db, &app.settings, &expected).await;
+}
+
+/// Dead-letter rows (those the broker refused `outbox_max_attempts` times; an outage does not
+/// make rows dead) are published again by `convrec outbox retry-dead` once the cause is fixed,
+/// and applied once by every group.
+#[actix_web::test]
+async fn dead_rows_are_redriven_by_the_cli_and_applied_once() {
+    let mut broker = PrivateBroker::start();
+    let app = event_app()
+        .settings(|settings| {
+            settings.kafka.brokers = broker.brokers();
+            settings.events.delivery_timeout_ms = 1500;
+            settings.events.idempotent_producer = false;
+        })
+        .spawn()
+        .await;
+    let products = create_products(&app, 3).await;
+    let mut expected = Expected::default();
+    broker.stop();
+    app.post_shop_events(&products, 0..12, &mut expected).await;
+    // The state the dispatcher leaves after ten refusals (a refusal cannot be provoked on the
+    // local broker without breaking it for the other tests).
+    app.db
+        .execute_unprepared(
+            "UPDATE outbox SET status = 'dead', attempts = 10, \
+             last_error = 'Broker: topic authorization failed' WHERE status = 'pending'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(outbox_count(&app.db, "dead").await, 12);
+    broker.resume();
+    // Dead rows stay dead by themselves…
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(outbox_count(&app.db, "dead").await, 12);
+    // …until an operator re-drives them.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_convrec"))
+        .args(["outbox", "retry-dead"])
+        .env(
+            "CONVREC__DATABASE__URL",
+            secrecy::ExposeSecret::expose_secret(&app.settings.database.url),
+        )
+        .env("CONVREC__LOG__LEVEL", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("12 dead outbox rows"), "{stdout}");
+    crate::drain::outbox_dispatched(&app.db, crate::drain::DRAIN_TIMEOUT).await;
+    app.drain_events().await;
+    assert_eq!(outbox_count(&app.db, "dead").await, 0);
+    assert_groups_applied(&app.db, &expected).await;
     assert_applied_exactly_once(&app.db, &app.settings, &expected).await;
 }
 
