@@ -172,6 +172,12 @@ impl MemberTokens {
     /// The member id of a valid, unexpired token signed with our secret (HS256 only: a token
     /// naming another algorithm, `none` included, is refused).
     pub fn verify(&self, token: &str) -> Result<MemberId, TokenError> {
+        self.verify_until(token).map(|(member, _)| member)
+    }
+
+    /// [`Self::verify`], and when the token expires (unix seconds): a long-lived connection
+    /// opened with it (the chat socket) must end then.
+    pub fn verify_until(&self, token: &str) -> Result<(MemberId, u64), TokenError> {
         let secret = self.secret.as_ref().ok_or(TokenError::Disabled)?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
@@ -185,7 +191,16 @@ impl MemberTokens {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid(e.to_string()),
         })?;
-        MemberId::parse(data.claims.sub).map_err(invalid)
+        let expires = data.claims.exp;
+        Ok((MemberId::parse(data.claims.sub).map_err(invalid)?, expires))
+    }
+
+    /// How long a token whose `exp` claim is `exp` stays valid: [`Self::verify`] accepts it
+    /// through the whole second `exp` (no leeway), so until `exp + 1` exactly.
+    pub fn time_left(exp: u64) -> std::time::Duration {
+        let end = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp.saturating_add(1));
+        end.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
     }
 }
 

@@ -43,7 +43,12 @@ pub struct ChatSession {
     /// A turn is in the pipeline.
     busy: bool,
     last_heard: Instant,
+    /// When the member token the socket was opened with expires.
+    token_expires_in: Duration,
 }
+
+/// The close code of a socket whose member token expired (4000–4999: the application's).
+pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4001;
 
 /// What a session needs besides its member.
 pub struct SessionDeps {
@@ -54,7 +59,12 @@ pub struct SessionDeps {
 }
 
 impl ChatSession {
-    pub fn new(member_id: MemberId, resume: Option<Conversation>, deps: SessionDeps) -> Self {
+    pub fn new(
+        member_id: MemberId,
+        resume: Option<Conversation>,
+        deps: SessionDeps,
+        token_expires_in: Duration,
+    ) -> Self {
         Self {
             id: Uuid::new_v4(),
             member_id,
@@ -67,6 +77,7 @@ impl ChatSession {
             queue: VecDeque::new(),
             busy: false,
             last_heard: Instant::now(),
+            token_expires_in,
         }
     }
 
@@ -341,6 +352,22 @@ impl Actor for ChatSession {
         tracing::info!(session = %self.id, member = %self.member_id, "chat socket opened");
         self.metrics.sessions_active.inc();
         self.heartbeat(ctx);
+        // A socket outlives no token: when it expires the client gets a `token_expired` frame
+        // and the close code, and reconnects with a fresh token (the conversation resumes).
+        ctx.run_later(self.token_expires_in, |session, ctx| {
+            tracing::info!(session = %session.id, "chat socket's token expired");
+            session.reject(
+                ctx,
+                "token_expired",
+                "the member token has expired; reconnect with a new one",
+                None,
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE),
+                description: Some("token expired".into()),
+            }));
+            ctx.stop();
+        });
         if let Some(conversation) = self.resume_on_start.take() {
             self.send_history(conversation, ctx);
         }

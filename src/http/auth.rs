@@ -88,10 +88,18 @@ pub fn caller_from_token(
     if is_service_token(token, settings) {
         return Ok(Caller::Shop);
     }
-    match tokens.verify(token) {
-        Ok(member) => Ok(Caller::Member(member)),
-        Err(TokenError::Expired) => Err(AuthError::Expired),
-        Err(TokenError::Disabled | TokenError::Invalid(_)) => Err(AuthError::InvalidToken),
+    tokens
+        .verify(token)
+        .map(Caller::Member)
+        .map_err(AuthError::from)
+}
+
+impl From<TokenError> for AuthError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Expired => Self::Expired,
+            TokenError::Disabled | TokenError::Invalid(_) => Self::InvalidToken,
+        }
     }
 }
 

@@ -8,10 +8,11 @@ use crate::http::auth::{caller_from_token, AuthError};
 use crate::http::conversations::ConversationsError;
 use crate::http::error::ErrorBody;
 use crate::http::AppState;
-use crate::identity::Caller;
+use crate::identity::{Caller, MemberTokens};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
+use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -63,6 +64,12 @@ async fn open_socket(
     let Caller::Member(member_id) = caller.clone() else {
         return Err(ConversationsError::MemberOnly.into());
     };
+    // The socket ends when its token does (close code 4001, docs/chat-protocol.md).
+    let expires_in = state
+        .tokens
+        .verify_until(token)
+        .map(|(_, exp)| MemberTokens::time_left(exp))
+        .map_err(AuthError::from)?;
     let resume = match query.conversation {
         None => None,
         Some(id) => Some(
@@ -80,6 +87,7 @@ async fn open_socket(
             metrics: state.chat.metrics.clone(),
             settings: state.settings.chat.clone(),
         },
+        expires_in,
     );
     let max_frame_bytes = state.settings.chat.max_frame_bytes;
     let stream = crate::chat::frame_guard::FrameSizeGuard::new(stream, max_frame_bytes);

@@ -59,6 +59,37 @@ fn system_prompt(context: &ReplyContext<'_>, language: ReplyLanguage) -> String 
     prompt
 }
 
+/// The Hangul top-level domains; any other Hangul after a dot is a sentence ("…예요.다음").
+const KOREAN_TOP_LEVEL_DOMAINS: [&str; 4] = ["한국", "삼성", "닷컴", "닷넷"];
+
+/// Whether `text` (lower-cased) holds anything a shopper could follow: a scheme (`x://`,
+/// `mailto:`, `javascript:`), markup that makes a link, or a domain-like token (`evil.example`,
+/// `shop.co.kr`, `bit.ly/x`, `예시.한국`): labels of letters, digits or hyphens joined by dots,
+/// the last one at least two ASCII letters or a Hangul top-level domain. By pattern, not by a list of known hosts, so a new
+/// domain is refused too. Numbers ("3.5kg", "No.1") and abbreviations ("e.g.") pass.
+pub fn contains_link(text: &str) -> bool {
+    if text.contains("://")
+        || ["mailto:", "javascript:", "data:", "](", "<a ", "href="]
+            .iter()
+            .any(|marker| text.contains(marker))
+    {
+        return true;
+    }
+    let is_label_char = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.split(|c: char| !(is_label_char(c) || c == '.'))
+        .any(|token| {
+            let labels: Vec<&str> = token.trim_matches('.').split('.').collect();
+            labels.len() >= 2
+                && labels.iter().all(|l| !l.is_empty())
+                && labels.last().is_some_and(|tld| {
+                    (tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+                        || KOREAN_TOP_LEVEL_DOMAINS.contains(tld)
+                })
+                // The label before the top level is a name, not a number ("1.5m").
+                && labels[labels.len() - 2].chars().any(char::is_alphabetic)
+        })
+}
+
 /// A reply is usable when it is not empty, not too long, has no links, and every money amount
 /// in it is a listed product's price or a bound the shopper set.
 pub fn check_reply(
@@ -79,10 +110,7 @@ pub fn check_reply(
     // An injected instruction's usual payload is a link (phishing) or an address to write to:
     // the shop's assistant never needs either.
     let lower = text.to_lowercase();
-    if ["http://", "https://", "www.", "](", "<a ", "mailto:"]
-        .iter()
-        .any(|marker| lower.contains(marker))
-    {
+    if contains_link(&lower) {
         return Err("reply contains a link".into());
     }
     let mut allowed: Vec<i64> = context
@@ -140,6 +168,35 @@ impl ReplyWriter for LlmReplyWriter {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn links_are_refused_by_pattern_and_ordinary_text_passes() {
+        for text in [
+            "https://evil.example/x",
+            "go to evil.example now",
+            "visit shop.co.kr",
+            "bit.ly/abc",
+            "write to me@mail.com",
+            "ftp://files",
+            "[here](x)",
+            "javascript:alert(1)",
+            "방수 자켓은 evil.example 에서 사세요",
+            "예시.한국 에서",
+            "new-domain.shop",
+        ] {
+            assert!(contains_link(&text.to_lowercase()), "{text}");
+        }
+        for text in [
+            "3.5kg 텐트예요. 방수가 돼요.",
+            "the no.1 jacket, e.g. for rain",
+            "₩89,000 이하예요.다음",
+            "price 1.5 times lower",
+            "Gore-Tex 2.0 shell",
+            "좋아요. 추천해요.",
+        ] {
+            assert!(!contains_link(&text.to_lowercase()), "{text}");
+        }
+    }
     use super::*;
     use crate::intent::ShoppingIntent;
     use crate::recommend::{RecommendedProduct, ScoreBreakdown};

@@ -427,3 +427,36 @@ async fn chat_latency() {
         );
     }
 }
+
+/// A socket ends with its token: a `token_expired` frame, then close code 4001 (documented in
+/// docs/chat-protocol.md), and a reconnect with the expired token is refused.
+#[actix_web::test]
+async fn a_socket_is_closed_when_its_token_expires() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let app = spawn_app().await;
+    let token = app.state.tokens.issue_with_ttl("brief", 2).unwrap();
+    let mut socket = app
+        .try_connect(&token, None)
+        .await
+        .expect("the socket opens");
+    assert_alive(&mut socket).await;
+    let frame = expect_frame(&mut socket, "error").await;
+    assert_eq!(frame["code"], "token_expired", "{frame}");
+    let closed = loop {
+        match tokio::time::timeout(FRAME_TIMEOUT, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        closed.map(|f| f.code),
+        Some(CloseCode::from(
+            convrec::actors::chat_session::TOKEN_EXPIRED_CLOSE_CODE
+        ))
+    );
+    assert!(
+        app.try_connect(&token, None).await.is_err(),
+        "expired: refused"
+    );
+}
