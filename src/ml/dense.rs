@@ -159,7 +159,7 @@ mod tests {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            *v = f32::from(u8::from((state >> 33) % 7 == 0));
+            *v = f32::from(u8::from((state >> 33).is_multiple_of(7)));
         }
         let xt = transpose(&x, rows, n);
         let mut g = matmul(&xt, n, rows, &x, n);

@@ -349,7 +349,7 @@ mod tests {
             let r: Vec<usize> = (0..3).filter(|&x| x != i).collect();
             let c: Vec<usize> = (0..3).filter(|&x| x != j).collect();
             let minor = g[r[0]][c[0]] * g[r[1]][c[1]] - g[r[0]][c[1]] * g[r[1]][c[0]];
-            if (i + j) % 2 == 0 {
+            if (i + j).is_multiple_of(2) {
                 minor
             } else {
                 -minor
