@@ -345,6 +345,17 @@ pub struct RecommenderSettings {
     pub cf_half_life_days: f32,
     /// Neighbours kept per item in CF.
     pub cf_neighbours_per_item: usize,
+    /// The collaborative model trained and served (docs/evaluation.md#a-stronger-collaborative-model-issue-17).
+    pub cf_model: CfModelKind,
+    /// EASE: the L2 penalty λ of `B = argmin ‖X − XB‖² + λ‖B‖²` (diagonal zero).
+    pub cf_ease_lambda: f32,
+    /// EASE: only the this many most-interacted items are in the dense item × item solve
+    /// (4·n² bytes per matrix, about 3 of them at the peak); the others get no neighbours.
+    pub cf_max_dense_items: usize,
+    /// RP3beta: the exponent of the random walk's transition probabilities.
+    pub cf_rp3_alpha: f32,
+    /// RP3beta: the popularity penalty, a neighbour's weight divided by its degree^β.
+    pub cf_rp3_beta: f32,
     /// MMR trade-off: 1 ranks by score only, lower values favour variety.
     pub diversity_lambda: f32,
     /// Lifetime of a member's cached preference profile (`user:preference:{id}`).
@@ -366,6 +377,29 @@ pub struct RecommenderSettings {
     pub diversity_threshold: f32,
     /// The member's strongest items that shape a list (CF neighbours, the taste centroid).
     pub history_items: usize,
+}
+
+/// The collaborative model (`recommender.cf_model`); also its `model_versions.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CfModelKind {
+    /// Cosine of the items' member-strength columns.
+    ItemItem,
+    /// Embarrassingly shallow autoencoder (Steck 2019), dense over the head of the catalog.
+    Ease,
+    /// A three-step random walk item → member → item, popularity-penalised (Paudel et al. 2017).
+    Rp3beta,
+}
+
+impl CfModelKind {
+    /// The setting's value, and the `model_versions.kind` of its stored versions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ItemItem => "item_item",
+            Self::Ease => "ease",
+            Self::Rp3beta => "rp3beta",
+        }
+    }
 }
 
 /// How the recommender's signals are normalised over the candidates.
@@ -527,6 +561,11 @@ cf_rebuild_interval_secs = 300
 model_poll_interval_secs = 10
 cf_half_life_days = 365.0
 cf_neighbours_per_item = 200
+cf_model = "ease"
+cf_ease_lambda = 1000.0
+cf_max_dense_items = 8000
+cf_rp3_alpha = 1.0
+cf_rp3_beta = 0.5
 diversity_lambda = 0.7
 preference_cache_ttl_secs = 86400
 query_embedding_cache_entries = 4096

@@ -23,13 +23,13 @@ impl TrainerMetrics {
         let trainings = IntCounterVec::new(
             Opts::new(
                 "cf_trainings_total",
-                "Item-item training attempts on this instance by outcome (trained, not_due, busy, error)",
+                "Collaborative-model training attempts on this instance by outcome (trained, not_due, busy, error)",
             ),
             &["outcome"],
         )?;
         let served_version = IntGauge::new(
             "cf_model_version",
-            "The item-item model version this instance serves (0: none yet)",
+            "The collaborative model version this instance serves (0: none yet)",
         )?;
         registry.register(Box::new(trainings.clone()))?;
         registry.register(Box::new(served_version.clone()))?;
@@ -75,17 +75,17 @@ impl Trainer {
                 Ok(TrainOutcome::NotDue) => "not_due",
                 Ok(TrainOutcome::Busy) => "busy",
                 Err(error) => {
-                    tracing::warn!(%error, "item-item training failed; the served model stays");
+                    tracing::warn!(%error, "collaborative training failed; the served model stays");
                     "error"
                 }
             };
-        match cf_store::refresh(&self.db, &self.served).await {
+        match cf_store::refresh(&self.db, &self.served, self.config.model).await {
             Ok(version) => {
                 if let Some(metrics) = &self.metrics {
                     metrics.served_version.set(version.unwrap_or(0));
                 }
             }
-            Err(error) => tracing::warn!(%error, "newer item-item model not loaded"),
+            Err(error) => tracing::warn!(%error, "newer collaborative model not loaded"),
         }
         if let Some(metrics) = &self.metrics {
             metrics.trainings.with_label_values(&[outcome]).inc();

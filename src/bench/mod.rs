@@ -30,6 +30,24 @@ pub struct TrainingArgs {
     pub members: usize,
     #[arg(long, default_value_t = 400_000)]
     pub interactions: usize,
+    /// The model to train: item_item, ease or rp3beta; default `recommender.cf_model`.
+    #[arg(long, value_parser = parse_model)]
+    pub model: Option<crate::config::CfModelKind>,
+    /// EASE's dense cap; default `recommender.cf_max_dense_items`.
+    #[arg(long)]
+    pub max_dense_items: Option<usize>,
+}
+
+fn parse_model(text: &str) -> Result<crate::config::CfModelKind, String> {
+    use crate::config::CfModelKind;
+    [
+        CfModelKind::ItemItem,
+        CfModelKind::Ease,
+        CfModelKind::Rp3beta,
+    ]
+    .into_iter()
+    .find(|kind| kind.as_str() == text)
+    .ok_or_else(|| format!("{text:?}: item_item, ease or rp3beta"))
 }
 
 #[derive(Debug, Args)]
@@ -135,14 +153,12 @@ pub fn run(command: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 args.products > 0 && args.members > 0,
                 "--products and --members must be positive"
             );
-            let run = training::run(
-                args.products,
-                args.members,
-                args.interactions,
-                crate::recommend::cf::CfConfig::from(&settings.recommender),
-            );
-            println!("| products | members | interactions | observe ms | rebuild ms | encode ms | stored MiB | peak RSS MiB |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let mut config = crate::recommend::cf::CfConfig::from(&settings.recommender);
+            config.model = args.model.unwrap_or(config.model);
+            config.max_dense_items = args.max_dense_items.unwrap_or(config.max_dense_items);
+            let run = training::run(args.products, args.members, args.interactions, config)?;
+            println!("| model | products | members | interactions | generate ms | train ms | encode ms | stored MiB | peak RSS MiB |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             println!("{}", training::markdown_row(&run));
         }
         BenchCommand::Embeddings(args) => {

@@ -1,9 +1,11 @@
-//! `convrec bench training`: the item-item trainer's time and peak memory on a generated
+//! `convrec bench training`: a collaborative trainer's time and peak memory on a generated
 //! shop (skewed item popularity, like real baskets), the same code path as
-//! `recommend::cf_store::train` after its database read: observe, rebuild, encode.
+//! `recommend::cf_store::train` after its database read (`recommend::linear::train`: the
+//! configured model, item-item, EASE or RP3beta), then the encoding that is stored.
 
 use crate::catalog::InteractionKind;
-use crate::recommend::cf::{CfConfig, ItemItemModel};
+use crate::config::CfModelKind;
+use crate::recommend::cf::{CfConfig, Interaction};
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -16,19 +18,27 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 pub struct TrainingRun {
+    pub model: CfModelKind,
+    pub max_dense_items: usize,
     pub products: usize,
     pub members: usize,
     pub interactions: usize,
-    pub observe_ms: u128,
-    pub rebuild_ms: u128,
+    pub generate_ms: u128,
+    pub train_ms: u128,
     pub encode_ms: u128,
     pub encoded_mib: f64,
     pub peak_rss_mib: Option<f64>,
 }
 
 /// Generates `interactions` views, carts and orders of `members` over `products` (item i drawn
-/// as the minimum of two uniform draws: a triangular skew towards the head) and trains.
-pub fn run(products: usize, members: usize, interactions: usize, config: CfConfig) -> TrainingRun {
+/// as the minimum of two uniform draws: a triangular skew towards the head) and trains
+/// `config.model`. Peak RSS is the process's: run one model per process.
+pub fn run(
+    products: usize,
+    members: usize,
+    interactions: usize,
+    config: CfConfig,
+) -> anyhow::Result<TrainingRun> {
     let mut state: u64 = 0x5eed;
     let mut next = move || {
         state = state
@@ -37,11 +47,11 @@ pub fn run(products: usize, members: usize, interactions: usize, config: CfConfi
         (state >> 33) as usize
     };
     let started = Instant::now();
-    let mut model = ItemItemModel::new(config);
     let names: Vec<String> = (0..members).map(|m| format!("member-{m}")).collect();
     let now = 400 * 86_400;
+    let mut rows: Vec<(u32, Interaction)> = Vec::with_capacity(interactions);
     for line in 0..interactions {
-        let member = &names[next() % members];
+        let member = (next() % members) as u32;
         let item = (next() % products).min(next() % products);
         let kind = match next() % 10 {
             0..=5 => InteractionKind::View,
@@ -49,35 +59,51 @@ pub fn run(products: usize, members: usize, interactions: usize, config: CfConfi
             _ => InteractionKind::Order,
         };
         let at = now - (line % (365 * 86_400)) as i64;
-        model.observe(member, Uuid::from_u128(item as u128 + 1), kind, 1, at);
+        let interaction = Interaction {
+            item: Uuid::from_u128(item as u128 + 1),
+            kind,
+            quantity: 1,
+            at_secs: at,
+        };
+        rows.push((member, interaction));
     }
-    let observe_ms = started.elapsed().as_millis();
+    let generate_ms = started.elapsed().as_millis();
     let started = Instant::now();
-    model.rebuild(now);
-    let rebuild_ms = started.elapsed().as_millis();
+    let trained = crate::recommend::linear::train(
+        &config,
+        rows.iter().map(|(m, i)| (names[*m as usize].as_str(), i)),
+        now,
+    )?;
+    let train_ms = started.elapsed().as_millis();
     let started = Instant::now();
-    let encoded = model.neighbours().encode();
+    let encoded = trained.neighbours.encode();
     let encode_ms = started.elapsed().as_millis();
-    TrainingRun {
+    Ok(TrainingRun {
+        model: config.model,
+        max_dense_items: config.max_dense_items,
         products,
         members,
         interactions,
-        observe_ms,
-        rebuild_ms,
+        generate_ms,
+        train_ms,
         encode_ms,
         encoded_mib: encoded.len() as f64 / (1024.0 * 1024.0),
         peak_rss_mib: peak_rss_mib(),
-    }
+    })
 }
 
 pub fn markdown_row(run: &TrainingRun) -> String {
+    let model = match run.model {
+        CfModelKind::Ease => format!("ease (≤ {} dense items)", run.max_dense_items),
+        other => other.as_str().to_string(),
+    };
     format!(
-        "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+        "| {model} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
         run.products,
         run.members,
         run.interactions,
-        run.observe_ms,
-        run.rebuild_ms,
+        run.generate_ms,
+        run.train_ms,
         run.encode_ms,
         run.encoded_mib,
         run.peak_rss_mib

@@ -2,6 +2,7 @@
 
 pub mod esci;
 pub mod item_cf;
+pub mod linear_cf;
 pub mod metrics;
 pub mod online_retail;
 pub mod retail_hybrid;
@@ -50,6 +51,9 @@ pub enum EvalCommand {
         /// Item-item CF: neighbours kept per item.
         #[arg(long, default_value_t = CfConfig::default().neighbours_per_item)]
         cf_neighbours: usize,
+        /// Leave out the EASE and RP3beta rows (their grids take about a minute).
+        #[arg(long)]
+        skip_linear: bool,
         /// Score an outside baseline's lists too: `NAME=FILE`, FILE holding `member<TAB>sku`
         /// lines in rank order (test split only). Repeatable.
         #[arg(long = "ranked", value_parser = parse_named_path)]
@@ -204,6 +208,7 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             export_split,
             cf_half_life_days,
             cf_neighbours,
+            skip_linear,
             ranked,
             validation_cutoff,
             service,
@@ -255,6 +260,7 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             let cf_config = CfConfig {
                 half_life_days: cf_half_life_days,
                 neighbours_per_item: cf_neighbours,
+                ..CfConfig::from(&settings.recommender)
             };
             let cf_label = format!(
                 "item-item CF (half-life {cf_half_life_days} d, {cf_neighbours} neighbours)"
@@ -262,6 +268,21 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             scores.push(both(&cf_label, &|s, at| {
                 item_cf::cf_lists(s, cf_config.clone(), at, K)
             }));
+            let mut chosen = String::new();
+            if !skip_linear {
+                let contexts = [
+                    linear_cf::SplitContext::new(&validation, validation_secs),
+                    linear_cf::SplitContext::new(&split, cutoff_secs),
+                ];
+                let (rows, line) = linear_cf::compare(
+                    [&contexts[0], &contexts[1]],
+                    &cf_config,
+                    &linear_cf::Grid::default(),
+                    K,
+                );
+                scores.extend(rows);
+                chosen = format!("\n{line}\n");
+            }
             for (name, file) in &ranked {
                 let lists = read_ranked_lists(&split, file)?;
                 scores.push(SplitScores {
@@ -300,7 +321,7 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
                     "excluded"
                 },
                 two_split_table(&scores, K)
-            );
+            ) + &chosen;
             print!("{report}");
             eprintln!("evaluated in {:.1}s", started.elapsed().as_secs_f64());
             if let Some(out) = out {
@@ -629,7 +650,7 @@ async fn service_hybrid_lists(
     );
     let reco = &settings.recommender;
     let (cf, _) = crate::recommend::cf_store::train(db, CfConfig::from(reco)).await?;
-    let cf = crate::recommend::cf::ServedNeighbours::new(None, cf.into_neighbours());
+    let cf = crate::recommend::cf::ServedNeighbours::new(None, cf.neighbours);
     let analyzer = crate::analysis::FallbackAnalyzer::load(db, settings.llm.usd_krw_rate).await?;
     let mut intents = Vec::with_capacity(queries.len());
     for query in queries {

@@ -18,7 +18,7 @@ use super::HybridVariant;
 use crate::catalog::InteractionKind;
 use crate::config::Settings;
 use crate::intent::ShoppingIntent;
-use crate::recommend::cf::{CfConfig, ItemItemModel, ServedNeighbours};
+use crate::recommend::cf::{CfConfig, Interaction, ServedNeighbours};
 use crate::recommend::engine::HybridEngine;
 use crate::recommend::RecommendRequest;
 use crate::redis::RedisKeys;
@@ -168,23 +168,36 @@ impl RetailDb {
     ) -> anyhow::Result<Vec<HashMap<String, Vec<String>>>> {
         let reco = &settings.recommender;
         let interactions = self.interactions_before(cutoff_secs).await?;
-        // The CF model the service would hold at the cutoff (load_cf over these rows).
-        let mut model = ItemItemModel::new(CfConfig {
-            half_life_days: reco.cf_half_life_days,
-            neighbours_per_item: reco.cf_neighbours_per_item,
-        });
+        // The CF model the service would hold at the cutoff (the configured model, trained
+        // as `cf_store::train` trains it, over these rows).
+        let rows: Vec<(String, Interaction)> = interactions
+            .iter()
+            .map(|(member, item, kind, quantity, at)| {
+                let interaction = Interaction {
+                    item: *item,
+                    kind: *kind,
+                    quantity: *quantity,
+                    at_secs: *at,
+                };
+                (member.clone(), interaction)
+            })
+            .collect();
+        let trained = crate::recommend::linear::train(
+            &CfConfig::from(reco),
+            rows.iter().map(|(m, i)| (m.as_str(), i)),
+            cutoff_secs,
+        )?;
+        drop(rows);
         // Popularity as the recommender's database fallback weighs it (`InteractionKind::counted_weight`),
         // written to the analytics ZSets the engine reads first, so that in the validation
         // split no later order counts.
         let mut popularity: HashMap<Uuid, f64> = HashMap::new();
         let mut sold: HashSet<Uuid> = HashSet::new();
-        for (member, item, kind, quantity, at) in &interactions {
-            model.observe(member, *item, *kind, *quantity, *at);
+        for (_, item, kind, quantity, _) in &interactions {
             sold.insert(*item);
             *popularity.entry(*item).or_default() += kind.counted_weight(*quantity);
         }
-        model.rebuild(cutoff_secs);
-        let cf = ServedNeighbours::new(None, model.into_neighbours());
+        let cf = ServedNeighbours::new(None, trained.neighbours);
         // Products first sold after the cutoff did not exist yet.
         let unsold: Vec<Uuid> = self
             .id_to_sku

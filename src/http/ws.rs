@@ -12,7 +12,6 @@ use crate::identity::{Caller, MemberTokens};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
-use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
 

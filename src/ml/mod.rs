@@ -1,8 +1,10 @@
 //! Embeddings: the sentence-transformer model files, the burn encoder and the narrow
-//! `Embedder` trait the rest of the service uses.
+//! `Embedder` trait the rest of the service uses; dense linear algebra for model training
+//! (`dense`).
 
 pub mod bert;
 pub mod blocking;
+pub mod dense;
 pub mod embedder;
 pub mod files;
 pub mod native;

@@ -7,18 +7,19 @@
 //! so it is current on every instance at once; only the item neighbours wait for a training.
 
 use crate::catalog::InteractionKind;
-use crate::recommend::cf::{
-    CfConfig, Interaction, ItemItemModel, ItemNeighbours, ServedNeighbours,
-};
+use crate::config::CfModelKind;
+use crate::recommend::cf::{CfConfig, Interaction, ItemNeighbours, ServedNeighbours};
+use crate::recommend::linear::{self, Trained};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait, Value as DbValue,
 };
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// `model_versions.kind` of the item-item neighbours.
+/// `model_versions.kind` of the item-item neighbours (each model's kind is
+/// [`CfModelKind::as_str`]).
 pub const ITEM_ITEM: &str = "item_item";
-/// The advisory-lock key of the item-item trainer (any instance of any deployment on the
+/// The advisory-lock key of the trainer, whichever model it trains (any instance of any deployment on the
 /// same database contends for it; a database is one shop).
 const TRAINER_LOCK: i64 = 0x636f_6e76_7265_6301;
 /// Versions kept per kind; older ones are deleted after a training.
@@ -34,6 +35,8 @@ pub enum TrainingError {
     Decode(#[from] crate::recommend::cf::DecodeError),
     #[error("training task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Model(#[from] linear::NotPositiveDefinite),
 }
 
 /// A stored version's facts (not its payload).
@@ -155,31 +158,32 @@ pub async fn member_interactions(
     Ok(out)
 }
 
-/// Trains the item-item neighbours from `interactions` (the similarity pass on a blocking
-/// thread: it never runs on the caller's executor).
+/// Trains the configured model (`config.model`) from `interactions`. The whole training —
+/// building the rows, the similarity pass or EASE's dense inverse — runs on a blocking
+/// thread: it never runs on the caller's executor (an actix or tokio worker).
 pub async fn train(
     db: &impl ConnectionTrait,
     config: CfConfig,
-) -> Result<(ItemItemModel, usize), TrainingError> {
+) -> Result<(Trained, usize), TrainingError> {
     let interactions = read_interactions(db, None).await?;
     let count = interactions.len();
     let now = chrono::Utc::now().timestamp();
-    let model = tokio::task::spawn_blocking(move || {
-        let mut model = ItemItemModel::new(config);
-        for (member, i) in interactions {
-            model.observe(&member, i.item, i.kind, i.quantity, i.at_secs);
-        }
-        model.rebuild(now);
-        model
+    let trained = tokio::task::spawn_blocking(move || {
+        linear::train(
+            &config,
+            interactions.iter().map(|(member, i)| (member.as_str(), i)),
+            now,
+        )
     })
     .await
-    .map_err(|e| TrainingError::Task(e.to_string()))?;
-    Ok((model, count))
+    .map_err(|e| TrainingError::Task(e.to_string()))??;
+    Ok((trained, count))
 }
 
-/// Trains and stores a new item-item version when this instance takes the trainer's lock
-/// and the newest version is older than `due_after` and something was recorded since it.
-/// The lock is held by this call's transaction: it ends with it, or with the connection.
+/// Trains and stores a new version of the configured model (`model_versions.kind` =
+/// `config.model`) when this instance takes the trainer's lock and the newest version of that
+/// kind is older than `due_after` and something was recorded since it. The lock is held by
+/// this call's transaction: it ends with it, or with the connection.
 pub async fn train_if_due(
     db: &DatabaseConnection,
     config: CfConfig,
@@ -199,7 +203,8 @@ pub async fn train_if_due(
     if !locked {
         return Ok(TrainOutcome::Busy);
     }
-    let newest = latest_version(&txn, ITEM_ITEM).await?;
+    let kind = config.model.as_str();
+    let newest = latest_version(&txn, kind).await?;
     let recorded = txn
         .query_one_raw(Statement::from_string(
             txn.get_database_backend(),
@@ -216,9 +221,9 @@ pub async fn train_if_due(
         }
     }
     let started = Instant::now();
-    let (model, _) = train(&txn, config).await?;
-    let (items, members) = model.counts();
-    let payload = tokio::task::spawn_blocking(move || model.into_neighbours().encode())
+    let (trained, _) = train(&txn, config).await?;
+    let (items, members) = (trained.items, trained.members);
+    let payload = tokio::task::spawn_blocking(move || trained.neighbours.encode())
         .await
         .map_err(|e| TrainingError::Task(e.to_string()))?;
     let train_ms = started.elapsed().as_millis() as i64;
@@ -229,7 +234,7 @@ pub async fn train_if_due(
              (kind, interactions, last_interaction_id, items, members, train_ms, payload) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, trained_at",
             [
-                DbValue::from(ITEM_ITEM),
+                DbValue::from(kind),
                 DbValue::from(count),
                 DbValue::from(last_id),
                 DbValue::from(items as i32),
@@ -253,28 +258,31 @@ pub async fn train_if_due(
         txn.get_database_backend(),
         "DELETE FROM model_versions WHERE kind = $1 AND id NOT IN \
          (SELECT id FROM model_versions WHERE kind = $1 ORDER BY id DESC LIMIT $2)",
-        [DbValue::from(ITEM_ITEM), DbValue::from(VERSIONS_KEPT)],
+        [DbValue::from(kind), DbValue::from(VERSIONS_KEPT)],
     ))
     .await?;
     txn.commit().await?;
     tracing::info!(
         version = version.id,
+        kind,
         interactions = count,
         items,
         members,
         train_ms,
-        "item-item model trained"
+        "collaborative model trained"
     );
     Ok(TrainOutcome::Trained(version))
 }
 
-/// Loads the newest stored version into `served` when it is newer than the one served;
-/// answers the version now served.
+/// Loads the newest stored version of `kind` into `served` when it is newer than the one
+/// served; answers the version now served. Versions of other kinds (trained under another
+/// `recommender.cf_model`) are never loaded.
 pub async fn refresh(
     db: &DatabaseConnection,
     served: &ServedNeighbours,
+    kind: CfModelKind,
 ) -> Result<Option<i64>, TrainingError> {
-    let Some(newest) = latest_version(db, ITEM_ITEM).await? else {
+    let Some(newest) = latest_version(db, kind.as_str()).await? else {
         return Ok(served.version());
     };
     if served.version().is_some_and(|v| v >= newest.id) {
@@ -296,7 +304,11 @@ pub async fn refresh(
         .await
         .map_err(|e| TrainingError::Task(e.to_string()))??;
     served.replace(newest.id, neighbours);
-    tracing::info!(version = newest.id, "item-item model loaded");
+    tracing::info!(
+        version = newest.id,
+        kind = kind.as_str(),
+        "collaborative model loaded"
+    );
     Ok(Some(newest.id))
 }
 
@@ -308,7 +320,8 @@ pub async fn load_or_train(
     wait: Duration,
 ) -> Result<ServedNeighbours, TrainingError> {
     let served = ServedNeighbours::default();
-    if refresh(db, &served).await?.is_some() {
+    let kind = config.model;
+    if refresh(db, &served, kind).await?.is_some() {
         return Ok(served);
     }
     let deadline = Instant::now() + wait;
@@ -319,10 +332,10 @@ pub async fn load_or_train(
             }
             _ => break,
         }
-        if refresh(db, &served).await?.is_some() {
+        if refresh(db, &served, kind).await?.is_some() {
             return Ok(served);
         }
     }
-    refresh(db, &served).await?;
+    refresh(db, &served, kind).await?;
     Ok(served)
 }

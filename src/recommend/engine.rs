@@ -10,7 +10,7 @@ use crate::db::entities::product;
 use crate::embeddings::EmbeddingService;
 use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
-use crate::recommend::cf::{history_strengths, CfConfig, ServedNeighbours};
+use crate::recommend::cf::{serving_history, CfConfig, ServedNeighbours};
 use crate::recommend::cf_store;
 use crate::recommend::explanation::Reason;
 use crate::recommend::lexical::lexical_matches;
@@ -442,7 +442,7 @@ impl HybridEngine {
             .await
             .map_err(unavailable)?;
         let now = self.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
-        let mut history = history_strengths(&self.cf_config(), &interactions, now);
+        let mut history = serving_history(&self.cf_config(), &interactions, now);
         history.truncate(self.settings.history_items.max(1));
         Ok(history)
     }

@@ -7,6 +7,7 @@ pub mod cf_store;
 pub mod engine;
 pub mod explanation;
 pub mod lexical;
+pub mod linear;
 pub mod list_cache;
 pub mod popularity;
 pub mod query_cache;

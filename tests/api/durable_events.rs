@@ -396,7 +396,9 @@ async fn views_survive_a_restart_and_every_instance_builds_them_into_its_cf_mode
         .unwrap();
     assert!(matches!(trained, TrainOutcome::Trained(_)), "{trained:?}");
     let served = &second.state.recommender.cf;
-    cf_store::refresh(&second.db, served).await.unwrap();
+    cf_store::refresh(&second.db, served, CfConfig::default().model)
+        .await
+        .unwrap();
     let similar: Vec<String> = served
         .current()
         .neighbours

@@ -109,6 +109,7 @@ async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
             export_split: Some(split_dir.clone()),
             cf_half_life_days: 30.0,
             cf_neighbours: 50,
+            skip_linear: false,
             ranked: vec![],
             validation_cutoff: chrono::NaiveDate::from_ymd_opt(2011, 10, 1).unwrap(),
             service: false,
@@ -123,6 +124,8 @@ async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
     .expect("online retail evaluation runs");
     let table = std::fs::read_to_string(&out).unwrap();
     assert!(table.contains("50 test customers"), "{table}");
+    assert!(table.contains("dense B, all items"), "{table}");
+    assert!(table.contains("Chosen on the validation split"), "{table}");
     assert!(table.contains("| popularity | 50 |"), "{table}");
     assert!(
         table.contains("| item-item CF (half-life 30 d, 50 neighbours) | 50 |"),
@@ -172,6 +175,7 @@ async fn online_retail_service_hybrid_recommends_from_the_training_period_only()
             export_split: None,
             cf_half_life_days: 365.0,
             cf_neighbours: 200,
+            skip_linear: true,
             ranked: vec![],
             validation_cutoff: chrono::NaiveDate::from_ymd_opt(2011, 10, 1).unwrap(),
             service: true,
