@@ -61,6 +61,8 @@ pub enum StartupError {
         #[source]
         source: crate::ml::bert::LoadError,
     },
+    #[error("invalid rate_limit.trusted_proxies: {0}")]
+    TrustedProxies(String),
     #[error("cannot load or train the item-item model: {0}")]
     CfModel(#[from] crate::recommend::cf_store::TrainingError),
     #[error("cannot set up intent analysis: {0}")]
@@ -302,6 +304,23 @@ impl Application {
             language.writer.clone(),
             &metrics,
         );
+        // Rate limits shared by the instances through the cache Redis (a bucket lost to
+        // eviction only refills early); each instance falls back to its own buckets.
+        let trusted_proxies =
+            crate::rate_limit::TrustedProxies::parse(&settings.rate_limit.trusted_proxies)
+                .map_err(StartupError::TrustedProxies)?;
+        let limiter = Arc::new(crate::rate_limit::RateLimiter::new(
+            &settings.rate_limit,
+            Some(crate::rate_limit::SharedStore {
+                redis: redis.clone(),
+                keys: keys.clone(),
+                timeout: std::time::Duration::from_millis(
+                    settings.recommender.cache_timeout_ms.max(1),
+                ),
+            }),
+            // A socket whose instance died stops counting after two client timeouts.
+            std::time::Duration::from_secs(settings.chat.client_timeout_secs.max(1) * 2),
+        ));
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -316,16 +335,16 @@ impl Application {
             tokens: MemberTokens::new(&settings.security),
             recommender,
             chat,
+            limiter,
+            trusted_proxies,
         });
         let max_body = settings.server.max_body_bytes;
-        let limiter = web::Data::new(http::rate_limit::RateLimiter::new(&settings.rate_limit));
         let cors_origins = settings.server.cors_allowed_origins.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(search_data.clone())
-                .app_data(limiter.clone())
                 .wrap(from_fn(http::rate_limit::limit_requests))
                 .wrap(from_fn(http::metrics::record_request))
                 .wrap(http::cors(&cors_origins))

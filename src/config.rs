@@ -54,6 +54,11 @@ pub struct RateLimitSettings {
     /// The same per client IP (all members behind it, and anonymous callers).
     pub per_ip_per_minute: u32,
     pub per_ip_burst: u32,
+    /// Comma-separated addresses and CIDR blocks of the proxies in front of the service; only
+    /// from them are `X-Forwarded-For` / `Forwarded` believed (empty: the peer is the client).
+    pub trusted_proxies: String,
+    /// Chat sockets one member may have open on all instances together.
+    pub max_sockets_per_member: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -543,6 +548,8 @@ per_member_per_minute = 120
 per_member_burst = 30
 per_ip_per_minute = 1200
 per_ip_burst = 300
+trusted_proxies = ""
+max_sockets_per_member = 5
 
 [recommender]
 weight_content = 0.3

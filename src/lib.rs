@@ -21,6 +21,7 @@ pub mod intent;
 pub mod llm;
 pub mod metrics;
 pub mod ml;
+pub mod rate_limit;
 pub mod recommend;
 pub mod redis;
 pub mod reply;

@@ -81,6 +81,16 @@ impl RedisKeys {
         format!("{}rec:user:{member_id}:", self.prefix)
     }
 
+    /// A shared rate-limit token bucket (`kind`: `member` or `ip`).
+    pub fn rate_limit_bucket(&self, kind: &str, key: &str) -> String {
+        format!("{}ratelimit:{kind}:{key}", self.prefix)
+    }
+
+    /// A member's open chat sockets on every instance (a ZSet, score = last sign of life).
+    pub fn member_sockets(&self, member_id: &str) -> String {
+        format!("{}ws:sockets:{member_id}", self.prefix)
+    }
+
     /// The cached "similar products" list of one product at one length.
     pub fn similar_products(&self, product_id: Uuid, limit: usize) -> String {
         format!("{}rec:similar:{product_id}:{limit}", self.prefix)

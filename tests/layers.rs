@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "identity",
             "errors",
             "retry",
+            "rate_limit",
             "metrics",
             "telemetry",
             "config",

@@ -10,6 +10,7 @@ use crate::chat::{authorize_conversation, validate_text, ChatError, ChatMetrics,
 use crate::config::ChatSettings;
 use crate::errors::PublicError;
 use crate::identity::{Caller, MemberId};
+use crate::rate_limit::RateLimiter;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use futures::FutureExt;
@@ -43,6 +44,7 @@ pub struct ChatSession {
     /// A turn is in the pipeline.
     busy: bool,
     last_heard: Instant,
+    limiter: Arc<RateLimiter>,
     /// When the member token the socket was opened with expires.
     token_expires_in: Duration,
 }
@@ -53,6 +55,8 @@ pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4001;
 /// What a session needs besides its member.
 pub struct SessionDeps {
     pub pipeline: Arc<ChatPipeline>,
+    /// Every message counts against the member's rate limit, as a REST message does.
+    pub limiter: Arc<RateLimiter>,
     pub db: DatabaseConnection,
     pub metrics: ChatMetrics,
     pub settings: ChatSettings,
@@ -71,6 +75,7 @@ impl ChatSession {
             conversation: None,
             resume_on_start: resume,
             pipeline: deps.pipeline,
+            limiter: deps.limiter,
             db: deps.db,
             metrics: deps.metrics,
             settings: deps.settings,
@@ -79,6 +84,11 @@ impl ChatSession {
             last_heard: Instant::now(),
             token_expires_in,
         }
+    }
+
+    /// The socket's id (its entry under the member's socket cap).
+    pub fn id(&self) -> Uuid {
+        self.id
     }
 
     fn send(ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame) {
@@ -112,6 +122,11 @@ impl ChatSession {
                 ctx.stop();
             } else {
                 ctx.ping(b"");
+                // Keeps this socket counted under the member's cap on every instance.
+                let limiter = session.limiter.clone();
+                let member = session.member_id.as_str().to_string();
+                let socket = session.id.to_string();
+                actix::spawn(async move { limiter.socket_alive(&member, &socket).await });
             }
         });
     }
@@ -133,6 +148,41 @@ impl ChatSession {
                     Ok(text) => text.to_string(),
                     Err(e) => return self.reject(ctx, e.code(), e.to_string(), client_id),
                 };
+                // The member's rate limit (shared by every instance, and with REST): over it
+                // the message is refused with `rate_limited` and the socket stays open.
+                // `wait` holds the session's later frames until the check answers, so
+                // messages keep their order.
+                let limiter = self.limiter.clone();
+                let member = self.member_id.as_str().to_string();
+                ctx.wait(
+                    async move { limiter.check_member(&member).await }
+                        .into_actor(self)
+                        .map(move |allowed, session, ctx| match allowed {
+                            Ok(()) => session.enqueue(text, conversation_id, client_id, ctx),
+                            Err(wait) => {
+                                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                                session.reject(
+                                    ctx,
+                                    "rate_limited",
+                                    format!("too many messages; try again in {seconds} s"),
+                                    client_id,
+                                );
+                            }
+                        }),
+                );
+            }
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        text: String,
+        conversation_id: Option<Uuid>,
+        client_id: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        {
+            {
                 if self.queue.len() >= self.settings.session_queue_capacity {
                     return self.reject(
                         ctx,
@@ -376,6 +426,10 @@ impl Actor for ChatSession {
     fn stopped(&mut self, _: &mut Self::Context) {
         tracing::info!(session = %self.id, "chat socket closed");
         self.metrics.sessions_active.dec();
+        let limiter = self.limiter.clone();
+        let member = self.member_id.as_str().to_string();
+        let socket = self.id.to_string();
+        actix::spawn(async move { limiter.close_socket(&member, &socket).await });
     }
 }
 

@@ -52,6 +52,10 @@ pub struct AppState {
     /// The hybrid recommender (cache + bounded actor pool); `ProductRanker` for the chat.
     pub recommender: crate::actors::recommender::Recommender,
     pub chat: crate::chat::ChatState,
+    /// Rate limits and the socket cap, shared by the instances through Redis.
+    pub limiter: Arc<crate::rate_limit::RateLimiter>,
+    /// The proxies whose forwarding headers name the client.
+    pub trusted_proxies: crate::rate_limit::TrustedProxies,
 }
 
 /// Mounts every route and the extractor configuration on an `App`.

@@ -1,14 +1,14 @@
-//! Per-member and per-client-IP rate limits on the routes that cost the most (chat,
-//! recommendations, search, embeddings, events): token buckets in memory, one per key. Over the limit a request
-//! gets 429 `rate_limited` with `Retry-After`, before any work is done. The shop's service
-//! token is exempt (it is the shop's own backend). Limits are per instance: behind a load
-//! balancer with N instances a client can get up to N times the rate.
+//! The HTTP side of the rate limits (`crate::rate_limit`): the routes that cost the most
+//! (chat, recommendations, search, embeddings, events) are limited per member and per client
+//! IP before any work is done; over the limit a request gets 429 `rate_limited` with
+//! `Retry-After`. The shop's service token is exempt (it is the shop's own backend). The
+//! client IP is the peer's, or behind `rate_limit.trusted_proxies` the forwarded one.
 
-use crate::config::RateLimitSettings;
 use crate::http::auth::{bearer_token, caller_from_token};
 use crate::http::error::error_response;
 use crate::http::AppState;
 use crate::identity::Caller;
+use crate::rate_limit::{RateLimiter, TrustedProxies};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
@@ -16,96 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web;
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Keys kept before idle (refilled) buckets are swept, so memory stays bounded.
-const SWEEP_ABOVE_KEYS: usize = 50_000;
-
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
-
-/// Token buckets: each key may spend `burst` requests at once, refilled at `per_second`.
-pub struct TokenBuckets {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl TokenBuckets {
-    pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self {
-            per_second: f64::from(per_minute.max(1)) / 60.0,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `key`, or says how long until one is available.
-    pub fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().expect("rate-limit lock");
-        if buckets.len() > SWEEP_ABOVE_KEYS {
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * rate < burst
-            });
-        }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
-            ))
-        }
-    }
-}
-
-/// The limits of one service instance.
-pub struct RateLimiter {
-    enabled: bool,
-    members: TokenBuckets,
-    ips: TokenBuckets,
-}
-
-impl RateLimiter {
-    pub fn new(settings: &RateLimitSettings) -> Self {
-        Self {
-            enabled: settings.enabled,
-            members: TokenBuckets::new(settings.per_member_per_minute, settings.per_member_burst),
-            ips: TokenBuckets::new(settings.per_ip_per_minute, settings.per_ip_burst),
-        }
-    }
-
-    /// Checks a member (when known) and a client IP (when known); `Err` is the wait.
-    pub fn check(&self, member: Option<&str>, ip: Option<&str>) -> Result<(), Duration> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if let Some(ip) = ip {
-            self.ips.take(ip, now)?;
-        }
-        if let Some(member) = member {
-            self.members.take(member, now)?;
-        }
-        Ok(())
-    }
-
-    /// For a WebSocket session: one chat message of `member` counts like one request.
-    pub fn check_member(&self, member: &str) -> Result<(), Duration> {
-        self.check(Some(member), None)
-    }
-}
+use std::time::Duration;
 
 /// Whether a path is one of the limited routes.
 pub fn is_limited(path: &str) -> bool {
@@ -139,28 +50,45 @@ fn member_of(req: &ServiceRequest, state: &AppState) -> Result<Option<String>, (
     }
 }
 
+/// The client's address: the peer's, or behind a trusted proxy the forwarded one.
+fn client_ip(req: &ServiceRequest, state: &AppState) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let proxies: &TrustedProxies = &state.trusted_proxies;
+    Some(
+        proxies
+            .client_ip(peer, header("x-forwarded-for"), header("forwarded"))
+            .to_string(),
+    )
+}
+
+/// 429 `rate_limited` with `Retry-After` (whole seconds, at least 1).
+pub fn rate_limited(wait: Duration) -> actix_web::HttpResponse {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {seconds} s"),
+        vec![],
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 pub async fn limit_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limiter = req.app_data::<web::Data<RateLimiter>>().cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    if let (Some(limiter), Some(state), true) = (limiter, state, is_limited(req.path())) {
+    if let (Some(state), true) = (state, is_limited(req.path())) {
+        let limiter: &RateLimiter = &state.limiter;
         if let Ok(member) = member_of(&req, &state) {
-            let ip = req.peer_addr().map(|a| a.ip().to_string());
-            if let Err(wait) = limiter.check(member.as_deref(), ip.as_deref()) {
-                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-                tracing::debug!(path = req.path(), ?member, ?ip, seconds, "rate limited");
-                let mut response = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("too many requests; try again in {seconds} s"),
-                    vec![],
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
-                return Ok(req.into_response(response).map_into_right_body());
+            let ip = client_ip(&req, &state);
+            if let Err(wait) = limiter.check(member.as_deref(), ip.as_deref()).await {
+                tracing::debug!(path = req.path(), ?member, ?ip, ?wait, "rate limited");
+                return Ok(req.into_response(rate_limited(wait)).map_into_right_body());
             }
         }
     }
@@ -170,29 +98,6 @@ pub async fn limit_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
-        let buckets = TokenBuckets::new(60, 3);
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert!(buckets.take("a", start).is_ok());
-        }
-        let wait = buckets.take("a", start).unwrap_err();
-        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
-        // Another key has its own bucket.
-        assert!(buckets.take("b", start).is_ok());
-        // One second later one more request fits, not two.
-        let later = start + Duration::from_secs(1);
-        assert!(buckets.take("a", later).is_ok());
-        assert!(buckets.take("a", later).is_err());
-        // Long idle refills up to the burst, not beyond.
-        let much_later = start + Duration::from_secs(3600);
-        for _ in 0..3 {
-            assert!(buckets.take("a", much_later).is_ok());
-        }
-        assert!(buckets.take("a", much_later).is_err());
-    }
 
     #[test]
     fn the_limited_routes_are_the_expensive_ones() {
@@ -219,20 +124,6 @@ mod tests {
             "/stats",
         ] {
             assert!(!is_limited(path), "{path}");
-        }
-    }
-
-    #[test]
-    fn a_disabled_limiter_never_limits() {
-        let limiter = RateLimiter::new(&RateLimitSettings {
-            enabled: false,
-            per_member_per_minute: 1,
-            per_member_burst: 1,
-            per_ip_per_minute: 1,
-            per_ip_burst: 1,
-        });
-        for _ in 0..10 {
-            assert!(limiter.check(Some("m"), Some("127.0.0.1")).is_ok());
         }
     }
 }

@@ -6,9 +6,10 @@ use crate::actors::chat_session::{ChatSession, SessionDeps};
 use crate::chat::authorize_conversation;
 use crate::http::auth::{caller_from_token, AuthError};
 use crate::http::conversations::ConversationsError;
-use crate::http::error::ErrorBody;
+use crate::http::error::{error_response, ErrorBody};
 use crate::http::AppState;
 use crate::identity::{Caller, MemberTokens};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
@@ -45,6 +46,7 @@ struct SocketQuery {
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the service token, or another member's conversation", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, or `too_many_sockets`: the member has `rate_limit.max_sockets_per_member` sockets open", body = ErrorBody),
     )
 )]
 async fn open_socket(
@@ -77,20 +79,43 @@ async fn open_socket(
                 .map_err(ConversationsError::from)?,
         ),
     };
+    let member = member_id.clone();
     let session = ChatSession::new(
         member_id,
         resume,
         SessionDeps {
             pipeline: state.chat.pipeline.clone(),
+            limiter: state.limiter.clone(),
             db: state.db.clone(),
             metrics: state.chat.metrics.clone(),
             settings: state.settings.chat.clone(),
         },
         expires_in,
     );
+    // At most `rate_limit.max_sockets_per_member` open sockets per member, all instances
+    // together: one token must not hold every session slot.
+    let socket_id = session.id().to_string();
+    if let Err(refused) = state.limiter.open_socket(member.as_str(), &socket_id).await {
+        return Ok(error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sockets",
+            format!(
+                "this member already has {} chat sockets open; close one first",
+                refused.max
+            ),
+            vec![],
+        ));
+    }
     let max_frame_bytes = state.settings.chat.max_frame_bytes;
     let stream = crate::chat::frame_guard::FrameSizeGuard::new(stream, max_frame_bytes);
-    ws::WsResponseBuilder::new(session, &req, stream)
+    let started = ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(max_frame_bytes)
-        .start()
+        .start();
+    if started.is_err() {
+        state
+            .limiter
+            .close_socket(member.as_str(), &socket_id)
+            .await;
+    }
+    started
 }
