@@ -379,7 +379,8 @@ async fn outbox_counts(db: &DatabaseConnection) -> Result<(i64, i64), DbErr> {
     }
 }
 
-/// Deletes sent rows and consumer idempotency records older than the retention.
+/// Deletes sent rows, consumer idempotency records and event idempotency keys older than the
+/// retention.
 async fn delete_old_rows(db: &DatabaseConnection, hours: i64) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     db.execute_raw(Statement::from_sql_and_values(
@@ -394,6 +395,7 @@ async fn delete_old_rows(db: &DatabaseConnection, hours: i64) -> Result<(), DbEr
         [(hours as i32).into()],
     ))
     .await?;
+    crate::events::idempotency::prune(db, hours).await?;
     Ok(())
 }
 

@@ -128,6 +128,19 @@ pub async fn claim<C: ConnectionTrait>(
     })
 }
 
+/// Deletes keys older than `hours` (the outbox retention): a retry later than that is a new
+/// event. Answers how many went.
+pub async fn prune<C: ConnectionTrait>(conn: &C, hours: i64) -> Result<u64, DbErr> {
+    let result = conn
+        .execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "DELETE FROM event_idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+            [(hours.clamp(1, i64::from(i32::MAX)) as i32).into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -434,3 +434,43 @@ async fn concurrent_retries_with_one_key_store_one_event() {
     assert_eq!(interactions(&app.db, "racer", "view").await, 1);
     assert_eq!(outbox_rows(&app.db).await, 1);
 }
+
+#[actix_web::test]
+async fn idempotency_keys_older_than_the_retention_are_pruned_and_then_count_as_new() {
+    let app = TestAppBuilder::from_settings(test_settings()).spawn().await;
+    let product = new_product(&app).await;
+    let (old, fresh) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let view = json!({"type": "view", "member_id": "late-retrier", "product_id": product});
+    for key in [&old, &fresh] {
+        event_id(
+            post(&app, &app.admin_token, Some(key), &view).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    }
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "UPDATE event_idempotency_keys SET created_at = now() - interval '200 hours' \
+             WHERE key = $1",
+            [DbValue::from(old.clone())],
+        ))
+        .await
+        .unwrap();
+    let pruned = convrec::events::idempotency::prune(&app.db, 168)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    // The fresh key still answers its first event; the pruned one is a new event now.
+    event_id(
+        post(&app, &app.admin_token, Some(&fresh), &view).await,
+        StatusCode::OK,
+    )
+    .await;
+    event_id(
+        post(&app, &app.admin_token, Some(&old), &view).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(interactions(&app.db, "late-retrier", "view").await, 3);
+}
