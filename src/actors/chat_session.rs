@@ -4,7 +4,9 @@
 //! and pushes `ack`, `typing` and `reply` frames as the turn progresses. A turn that fails,
 //! panics included, becomes an `error` frame and is counted; the session goes on.
 
+use crate::analysis::ReplyLanguage;
 use crate::chat::protocol::{parse_client_frame, ClientFrame, ServerFrame};
+use crate::chat::refusals;
 use crate::chat::store::{self, Conversation};
 use crate::chat::{authorize_conversation, validate_text, ChatError, ChatMetrics, ChatPipeline};
 use crate::config::ChatSettings;
@@ -144,9 +146,13 @@ impl ChatSession {
                 conversation_id,
                 client_id,
             } => {
+                // Refusals of a message are in the message's language.
+                let language = ReplyLanguage::detect(&text);
                 let text = match validate_text(&text, self.settings.max_message_chars) {
                     Ok(text) => text.to_string(),
-                    Err(e) => return self.reject(ctx, e.code(), e.to_string(), client_id),
+                    Err(e) => {
+                        return self.reject(ctx, e.code(), e.public_message_in(language), client_id)
+                    }
                 };
                 // The member's rate limit (shared by every instance, and with REST): over it
                 // the message is refused with `rate_limited` and the socket stays open.
@@ -164,7 +170,7 @@ impl ChatSession {
                                 session.reject(
                                     ctx,
                                     "rate_limited",
-                                    format!("too many messages; try again in {seconds} s"),
+                                    refusals::rate_limited(language, seconds),
                                     client_id,
                                 );
                             }
@@ -184,13 +190,11 @@ impl ChatSession {
         {
             {
                 if self.queue.len() >= self.settings.session_queue_capacity {
+                    let language = ReplyLanguage::detect(&text);
                     return self.reject(
                         ctx,
                         "overloaded",
-                        format!(
-                            "{} messages are already waiting; wait for their replies",
-                            self.queue.len()
-                        ),
+                        refusals::queue_full(language, self.queue.len()),
                         client_id,
                     );
                 }
@@ -296,6 +300,7 @@ struct Turn {
 impl Turn {
     async fn run(self, queued: QueuedMessage) {
         let client_id = queued.client_id.clone();
+        let language = ReplyLanguage::detect(&queued.text);
         let session = self.session.clone();
         let session_id = self.session_id;
         let metrics = self.metrics.clone();
@@ -319,7 +324,7 @@ impl Turn {
                 }
                 session.do_send(Push(ServerFrame::error(
                     e.code(),
-                    e.public_message(),
+                    e.public_message_in(language),
                     client_id,
                 )));
                 None
@@ -334,7 +339,7 @@ impl Turn {
                 metrics.session_failures.with_label_values(&["panic"]).inc();
                 session.do_send(Push(ServerFrame::error(
                     "internal",
-                    "the message could not be processed",
+                    refusals::not_processed(language),
                     client_id,
                 )));
                 None

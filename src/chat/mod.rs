@@ -11,6 +11,7 @@ pub mod store;
 pub use metrics::ChatMetrics;
 pub use pipeline::{ChatPipeline, Reply};
 
+use crate::analysis::ReplyLanguage;
 use crate::embeddings::EmbeddingError;
 use crate::errors::{ErrorKind, PublicError};
 use crate::identity::Caller;
@@ -81,6 +82,66 @@ impl PublicError for ChatError {
             }
             ChatError::Database(_) => "internal error".into(),
             other => other.to_string(),
+        }
+    }
+}
+
+impl ChatError {
+    /// What the shopper reads, in the language of their message (the code stays English).
+    pub fn public_message_in(&self, language: ReplyLanguage) -> String {
+        if language == ReplyLanguage::English {
+            return self.public_message();
+        }
+        match self {
+            ChatError::EmptyMessage => "메시지가 비어 있어요.".into(),
+            ChatError::ControlCharacters => {
+                "메시지에 쓸 수 없는 제어 문자가 있어요 (탭과 줄바꿈만 쓸 수 있어요).".into()
+            }
+            ChatError::MessageTooLong { chars, max } => {
+                format!("메시지가 {chars}자예요. {max}자까지 보낼 수 있어요.")
+            }
+            ChatError::ConversationNotFound => "그런 대화가 없어요.".into(),
+            ChatError::Forbidden => "다른 회원의 대화예요.".into(),
+            ChatError::Overloaded(_) => "지금 채팅이 붐벼요. 잠시 후 다시 보내 주세요.".into(),
+            ChatError::Unavailable(_) => {
+                "지금은 답변할 수 없어요 (필요한 서비스가 응답하지 않았어요). 잠시 후 다시 보내 주세요."
+                    .into()
+            }
+            ChatError::Database(_) => "내부 오류가 생겼어요.".into(),
+        }
+    }
+}
+
+/// Messages the chat session itself refuses, in the shopper's language.
+pub mod refusals {
+    use crate::analysis::ReplyLanguage;
+
+    pub fn rate_limited(language: ReplyLanguage, seconds: u64) -> String {
+        match language {
+            ReplyLanguage::Korean => {
+                format!("메시지를 너무 많이 보냈어요. {seconds}초 뒤에 다시 보내 주세요.")
+            }
+            ReplyLanguage::English => format!("too many messages; try again in {seconds} s"),
+        }
+    }
+
+    pub fn queue_full(language: ReplyLanguage, waiting: usize) -> String {
+        match language {
+            ReplyLanguage::Korean => {
+                format!(
+                    "답변을 기다리는 메시지가 {waiting}개 있어요. 답변을 받은 뒤에 보내 주세요."
+                )
+            }
+            ReplyLanguage::English => {
+                format!("{waiting} messages are already waiting; wait for their replies")
+            }
+        }
+    }
+
+    pub fn not_processed(language: ReplyLanguage) -> String {
+        match language {
+            ReplyLanguage::Korean => "메시지를 처리하지 못했어요.".into(),
+            ReplyLanguage::English => "the message could not be processed".into(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! their messages and sends a message (the same pipeline as the chat socket, answered in one
 //! response). The shop's service token may read any member's conversations.
 
+use crate::analysis::ReplyLanguage;
 use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
 use crate::errors::{ErrorKind, PublicError};
@@ -43,6 +44,12 @@ pub enum ConversationsError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// A chat error about a shopper's message: its public message in that message's language.
+    #[error("{error}")]
+    ChatIn {
+        error: ChatError,
+        language: ReplyLanguage,
+    },
     #[error("{0}")]
     InvalidParameter(String),
     #[error("only a member token can do this (the shop reads, members write)")]
@@ -59,7 +66,7 @@ impl PublicError for ConversationsError {
     fn kind(&self) -> ErrorKind {
         match self {
             ConversationsError::Auth(e) => e.kind(),
-            ConversationsError::Chat(e) => e.kind(),
+            ConversationsError::Chat(e) | ConversationsError::ChatIn { error: e, .. } => e.kind(),
             ConversationsError::InvalidParameter(_) => ErrorKind::BadRequest,
             ConversationsError::MemberOnly => ErrorKind::Forbidden,
         }
@@ -68,7 +75,7 @@ impl PublicError for ConversationsError {
     fn code(&self) -> &'static str {
         match self {
             ConversationsError::Auth(e) => e.code(),
-            ConversationsError::Chat(e) => e.code(),
+            ConversationsError::Chat(e) | ConversationsError::ChatIn { error: e, .. } => e.code(),
             ConversationsError::InvalidParameter(_) => "invalid_parameter",
             ConversationsError::MemberOnly => "forbidden",
         }
@@ -77,6 +84,7 @@ impl PublicError for ConversationsError {
     fn public_message(&self) -> String {
         match self {
             ConversationsError::Chat(e) => e.public_message(),
+            ConversationsError::ChatIn { error, language } => error.public_message_in(*language),
             other => other.to_string(),
         }
     }
@@ -341,15 +349,27 @@ async fn post_message(
     if caller.member_id().is_none() {
         return Err(ConversationsError::MemberOnly);
     }
-    let conversation = authorize_conversation(&state.db, &caller, path.into_inner()).await?;
+    // Whatever goes wrong with the message is said in the message's language.
+    let language = ReplyLanguage::detect(&body.text);
+    let localized = |error: ChatError| ConversationsError::ChatIn { error, language };
+    let conversation = authorize_conversation(&state.db, &caller, path.into_inner())
+        .await
+        .map_err(localized)?;
     let pipeline = &state.chat.pipeline;
-    let text = validate_text(&body.text, state.settings.chat.max_message_chars)?;
-    let message = pipeline.accept(&conversation, text).await?;
+    let text =
+        validate_text(&body.text, state.settings.chat.max_message_chars).map_err(localized)?;
+    let message = pipeline
+        .accept(&conversation, text)
+        .await
+        .map_err(localized)?;
     let Reply {
         message: reply,
         products,
         intent,
-    } = pipeline.respond(&conversation, &message).await?;
+    } = pipeline
+        .respond(&conversation, &message)
+        .await
+        .map_err(localized)?;
     Ok(HttpResponse::Created().json(TurnBody {
         message,
         reply: ReplyBody {

@@ -165,3 +165,55 @@ async fn issue_21_examples_on_the_demo_catalog() {
         }
     }
 }
+
+/// Refusals of a message follow its language too, over REST and over the socket; the error
+/// code stays the same machine-readable English word.
+#[actix_web::test]
+async fn a_refused_message_is_told_why_in_its_own_language() {
+    use crate::chat_support::{expect_frame, send_json};
+    let app = crate::helpers::TestApp::builder()
+        .settings(|settings| settings.chat.max_message_chars = 10)
+        .spawn()
+        .await;
+    let id = app.create_conversation("polyglot", None).await;
+    let token = app.member_token("polyglot");
+    let path = format!("/api/conversations/{id}/messages");
+    let korean = app
+        .post_as(
+            &token,
+            &path,
+            &json!({ "text": "방수 자켓 추천해 주세요 부탁해요" }),
+        )
+        .await;
+    assert_eq!(korean.status(), StatusCode::BAD_REQUEST);
+    let body: Value = korean.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "message_too_long", "{body}");
+    assert!(has_hangul(body["error"]["message"].as_str().unwrap()), "{body}");
+    let english = app
+        .post_as(
+            &token,
+            &path,
+            &json!({ "text": "a waterproof jacket please" }),
+        )
+        .await;
+    let body: Value = english.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "message_too_long", "{body}");
+    assert!(!has_hangul(body["error"]["message"].as_str().unwrap()), "{body}");
+
+    let mut socket = app.connect("polyglot").await;
+    send_json(
+        &mut socket,
+        json!({"type": "message", "text": "방수 자켓 추천해 주세요 부탁해요", "client_id": "k"}),
+    )
+    .await;
+    let frame = expect_frame(&mut socket, "error").await;
+    assert_eq!(frame["code"], "message_too_long", "{frame}");
+    assert!(has_hangul(frame["message"].as_str().unwrap()), "{frame}");
+    send_json(
+        &mut socket,
+        json!({"type": "message", "text": "a waterproof jacket please", "client_id": "e"}),
+    )
+    .await;
+    let frame = expect_frame(&mut socket, "error").await;
+    assert!(!has_hangul(frame["message"].as_str().unwrap()), "{frame}");
+}
