@@ -382,6 +382,11 @@ pub struct RecommenderSettings {
     pub diversity_threshold: f32,
     /// The member's strongest items that shape a list (CF neighbours, the taste centroid).
     pub history_items: usize,
+    /// Weight of the learned preference profile's boost (`user_preferences.profile`, itself
+    /// 0–1: confidence × age decay × matched share); 0 turns it off.
+    pub profile_weight: f32,
+    /// Half-life of the learned profile's strength, in days since its last event.
+    pub profile_half_life_days: f32,
 }
 
 /// The collaborative model (`recommender.cf_model`); also its `model_versions.kind`.
@@ -582,6 +587,8 @@ normalisation = "minmax"
 rank_constant = 60.0
 diversity_threshold = 0.9
 history_items = 20
+profile_weight = 0.3
+profile_half_life_days = 30.0
 
 [llm]
 base_url = ""
@@ -663,6 +670,15 @@ impl Settings {
         }
         if !(self.llm.usd_krw_rate.is_finite() && self.llm.usd_krw_rate > 0.0) {
             return Err("llm.usd_krw_rate must be a positive number".into());
+        }
+        let recommender = &self.recommender;
+        for (name, value) in [
+            ("profile_weight", recommender.profile_weight),
+            ("profile_half_life_days", recommender.profile_half_life_days),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("recommender.{name} must be a non-negative number"));
+            }
         }
         Ok(())
     }

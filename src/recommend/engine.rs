@@ -6,7 +6,7 @@
 use crate::analysis::ReplyLanguage;
 use crate::catalog::InteractionKind;
 use crate::config::RecommenderSettings;
-use crate::db::entities::product;
+use crate::db::entities::{product, user_preference};
 use crate::embeddings::EmbeddingService;
 use crate::intent::{HardConstraint, PriceRange, ShoppingIntent};
 use crate::ml::TextKind;
@@ -15,6 +15,7 @@ use crate::recommend::cf_store;
 use crate::recommend::explanation::Reason;
 use crate::recommend::lexical::lexical_matches;
 use crate::recommend::popularity::top_products;
+use crate::recommend::profile::{PreferenceProfile, ProfileBoost};
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use crate::redis::{RedisKeys, RedisPool};
@@ -52,6 +53,7 @@ impl HybridEngine {
             content: self.settings.weight_content,
             collaborative: self.settings.weight_cf,
             intent: self.settings.weight_intent,
+            profile: self.settings.profile_weight,
         }
     }
 
@@ -105,12 +107,32 @@ impl HybridEngine {
                 (None, None) => self.centroid(&history_ids).await,
             }
         };
+        let learned = async {
+            match &request.member_id {
+                Some(member) => self.learned_profile(member).await,
+                None => Ok(None),
+            }
+        };
         // Independent round trips (database, Redis, the encoder) run side by side.
-        let (profile, titles, query_embedding) = futures::try_join!(
+        let (profile, titles, query_embedding, learned) = futures::try_join!(
             self.profile_from_history(&history_ids),
             self.titles(&history_ids),
             query_embedding,
+            learned,
         )?;
+        // The learned profile as soft boosts, with what this request says overriding it.
+        let now = self
+            .as_of
+            .and_then(|at| chrono::DateTime::from_timestamp(at, 0))
+            .unwrap_or_else(chrono::Utc::now);
+        let boost = learned.as_ref().and_then(|learned| {
+            ProfileBoost::for_request(
+                learned,
+                &request.intent,
+                now,
+                f64::from(self.settings.profile_half_life_days),
+            )
+        });
 
         let mut seen: Vec<Uuid> = request.exclude.clone();
         seen.extend(&history_ids);
@@ -203,6 +225,10 @@ impl HybridEngine {
                 .filter(|p| scoring::passes_filters(&wanted, p))
                 .map(|p| {
                     let (intent, matched) = scoring::intent_match(&request.intent, &profile, &p);
+                    let (profile_boost, profile_reasons) = match &boost {
+                        Some(boost) if self.settings.profile_weight > 0.0 => boost.score(&p),
+                        _ => (0.0, Vec::new()),
+                    };
                     let bought_with = history
                         .iter()
                         .map(|(h, w)| (h, w * model.neighbours.similarity(*h, p.id)))
@@ -225,6 +251,8 @@ impl HybridEngine {
                         bought_with,
                         matched,
                         intent,
+                        profile: profile_boost,
+                        profile_reasons,
                         product: p,
                     }
                 })
@@ -404,6 +432,8 @@ impl HybridEngine {
                         Vec::new()
                     },
                     intent,
+                    profile: 0.0,
+                    profile_reasons: Vec::new(),
                     product: p,
                 }
             })
@@ -475,6 +505,28 @@ impl HybridEngine {
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         profile.categories = ranked.into_iter().take(2).map(|(c, _)| c).collect();
         Ok(profile)
+    }
+
+    /// The member's learned profile (`user_preferences.profile`, the preference group's
+    /// truth), one primary-key read; `None` before their first event. An unreadable profile
+    /// (an older shape) counts as none rather than failing the list.
+    async fn learned_profile(
+        &self,
+        member: &str,
+    ) -> Result<Option<PreferenceProfile>, RecommendError> {
+        let row = user_preference::Entity::find_by_id(member.to_string())
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(
+            row.and_then(|row| match serde_json::from_value(row.profile) {
+                Ok(profile) => Some(profile),
+                Err(error) => {
+                    tracing::warn!(%error, member, "preference profile unreadable; ignored");
+                    None
+                }
+            }),
+        )
     }
 
     async fn titles(&self, items: &[Uuid]) -> Result<HashMap<Uuid, String>, RecommendError> {

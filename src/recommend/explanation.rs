@@ -30,6 +30,17 @@ pub enum Reason {
     AlsoIn(String),
     /// Nothing stronger to say: a product of this category.
     PickFrom(String),
+    // From the member's learned profile (`recommend::profile`):
+    /// Of a category path the member often looks at or buys.
+    YouOftenLookAt(String),
+    /// Of a brand the member likes (as the catalog spells it).
+    BrandYouLike(String),
+    /// In a colour the member likes.
+    ColorYouLike(String),
+    /// In a style the member likes.
+    StyleYouLike(String),
+    /// Within the prices the member usually carts, buys or asks for.
+    YourUsualPrice,
     // Outside the request (only on lists that had to relax a constraint):
     /// Dearer than the asked maximum.
     AbovePrice {
@@ -113,6 +124,13 @@ impl Explanation {
             Reason::SimilarToTaste => "similar to what you like".into(),
             Reason::AlsoIn(category) => format!("also in {category}"),
             Reason::PickFrom(category) => format!("a pick from {category}"),
+            Reason::YouOftenLookAt(category) => {
+                format!("you often look at {}", category.replace('/', " "))
+            }
+            Reason::BrandYouLike(brand) => format!("from {brand}, which you like"),
+            Reason::ColorYouLike(color) => format!("in {color}, which you like"),
+            Reason::StyleYouLike(style) => format!("{style} style, which you like"),
+            Reason::YourUsualPrice => "in your usual price range".into(),
             Reason::AbovePrice { limit, price } => format!(
                 "above your {} limit ({})",
                 self.money(*limit),
@@ -194,6 +212,20 @@ impl Explanation {
             Reason::PickFrom(category) => {
                 format!("{} 추천 상품이에요", category_label(category, korean))
             }
+            Reason::YouOftenLookAt(category) => {
+                format!("자주 보시는 {}", copula(&category_label(category, korean)))
+            }
+            Reason::BrandYouLike(brand) => format!("좋아하시는 {brand} 제품이에요"),
+            Reason::ColorYouLike(color) => format!("좋아하시는 {}", copula(color_label_ko(color))),
+            Reason::StyleYouLike(style) => {
+                let label = style_label_ko(style);
+                if label.ends_with("스타일") {
+                    format!("좋아하시는 {label}이에요")
+                } else {
+                    format!("좋아하시는 {label} 스타일이에요")
+                }
+            }
+            Reason::YourUsualPrice => "자주 찾으시는 가격대예요".into(),
             Reason::AbovePrice { limit, price } => format!(
                 "요청하신 {}보다 비싸요 — {}",
                 self.money(*limit),
@@ -216,6 +248,16 @@ impl Explanation {
                 category_label(category, korean)
             ),
         }
+    }
+}
+
+/// `word` with the polite copula: 이에요 after a final consonant, 예요 after a vowel, and
+/// " 상품이에요" after anything that is not Hangul or a digit ("Gore-Tex 상품이에요").
+fn copula(word: &str) -> String {
+    match final_consonant(word) {
+        Some(true) => format!("{word}이에요"),
+        Some(false) => format!("{word}예요"),
+        None => format!("{word} 상품이에요"),
     }
 }
 
@@ -316,6 +358,32 @@ mod tests {
             english,
             "Above your ₩50,000 limit (₩59,000), only in red, which you ruled out, out of stock right now"
         );
+    }
+
+    #[test]
+    fn profile_reasons_say_the_shopper_likes_it_in_both_languages() {
+        let card = explanation(vec![
+            Reason::YouOftenLookAt("outdoor/jackets".into()),
+            Reason::ColorYouLike("red".into()),
+            Reason::BrandYouLike("Nike".into()),
+            Reason::StyleYouLike("casual".into()),
+            Reason::YourUsualPrice,
+        ]);
+        let (english, _) = card.render(ReplyLanguage::English);
+        assert_eq!(
+            english,
+            "You often look at outdoor jackets, in red, which you like, from Nike, which you \
+             like, casual style, which you like, in your usual price range"
+        );
+        let (_, korean) = card.render(ReplyLanguage::Korean);
+        assert_eq!(korean[1], "좋아하시는 빨간색이에요");
+        assert_eq!(korean[2], "좋아하시는 Nike 제품이에요");
+        assert_eq!(korean[3], "좋아하시는 캐주얼 스타일이에요");
+        assert_eq!(korean[4], "자주 찾으시는 가격대예요");
+        assert!(korean[0].starts_with("자주 보시는 "), "{}", korean[0]);
+        assert!(korean[0].ends_with("에요"), "{}", korean[0]);
+        assert_eq!(copula("네이비"), "네이비예요");
+        assert_eq!(copula("Gore-Tex"), "Gore-Tex 상품이에요");
     }
 
     #[test]

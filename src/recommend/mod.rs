@@ -10,6 +10,7 @@ pub mod lexical;
 pub mod linear;
 pub mod list_cache;
 pub mod popularity;
+pub mod profile;
 pub mod query_cache;
 pub mod scoring;
 
@@ -45,6 +46,11 @@ pub struct ScoreBreakdown {
     pub content: f32,
     pub collaborative: f32,
     pub intent: f32,
+    /// The member's learned profile, not normalised: its confidence × age decay × the share
+    /// of its preferences the product matches (0 without a profile, or where the request
+    /// overrode it). Enters the total with `recommender.profile_weight`.
+    #[serde(default)]
+    pub profile: f32,
     pub total: f32,
 }
 

@@ -17,6 +17,9 @@ pub struct Weights {
     pub content: f32,
     pub collaborative: f32,
     pub intent: f32,
+    /// Of the learned profile's boost (already in [0, 1], never normalised, so a weak or old
+    /// profile stays weak).
+    pub profile: f32,
 }
 
 /// How the signals are normalised and combined, besides the weights.
@@ -53,6 +56,9 @@ pub struct Candidate {
     pub bought_with: Option<String>,
     pub matched: Vec<Reason>,
     pub intent: f32,
+    /// The learned profile's boost (`profile::ProfileBoost::score`) and its reasons.
+    pub profile: f32,
+    pub profile_reasons: Vec<Reason>,
 }
 
 /// The product's colours and styles, lower-cased for matching.
@@ -278,13 +284,16 @@ pub fn score(
             } else {
                 popularity[i]
             };
+            let profile = candidates[i].profile;
             ScoreBreakdown {
                 content: content[i],
                 collaborative,
                 intent: intent[i],
+                profile,
                 total: weights.content * content[i]
                     + weights.collaborative * collaborative
-                    + weights.intent * intent[i],
+                    + weights.intent * intent[i]
+                    + weights.profile * profile,
             }
         })
         .collect()
@@ -370,6 +379,10 @@ pub fn explain(
     let product = &candidate.product;
     let mut reasons = outside_reasons(intent, broken, product);
     reasons.extend(candidate.matched.iter().take(2).cloned());
+    // What the learned profile boosted, strongest first (the request's own matches before).
+    if candidate.profile > 0.0 {
+        reasons.extend(candidate.profile_reasons.iter().take(2).cloned());
+    }
     if let Some(range) = intent.price_range {
         if !broken.contains(&HardConstraint::Price) && !range.is_unbounded() {
             reasons.push(Reason::WithinPrice(range));
@@ -479,6 +492,8 @@ mod tests {
             bought_with: None,
             matched: Vec::new(),
             intent: 0.0,
+            profile: 0.0,
+            profile_reasons: Vec::new(),
         }
     }
 
@@ -508,6 +523,8 @@ mod tests {
             bought_with: None,
             matched: Vec::new(),
             intent: 0.0,
+            profile: 0.0,
+            profile_reasons: Vec::new(),
         }
     }
 
@@ -625,6 +642,7 @@ mod tests {
             content: 1.0,
             collaborative: 0.0,
             intent: 0.0,
+            profile: 0.0,
         };
         let fusion = Fusion {
             normalisation: ScoreNormalisation::Rank,

@@ -188,7 +188,10 @@ async fn a_refused_message_is_told_why_in_its_own_language() {
     assert_eq!(korean.status(), StatusCode::BAD_REQUEST);
     let body: Value = korean.json().await.unwrap();
     assert_eq!(body["error"]["code"], "message_too_long", "{body}");
-    assert!(has_hangul(body["error"]["message"].as_str().unwrap()), "{body}");
+    assert!(
+        has_hangul(body["error"]["message"].as_str().unwrap()),
+        "{body}"
+    );
     let english = app
         .post_as(
             &token,
@@ -198,7 +201,10 @@ async fn a_refused_message_is_told_why_in_its_own_language() {
         .await;
     let body: Value = english.json().await.unwrap();
     assert_eq!(body["error"]["code"], "message_too_long", "{body}");
-    assert!(!has_hangul(body["error"]["message"].as_str().unwrap()), "{body}");
+    assert!(
+        !has_hangul(body["error"]["message"].as_str().unwrap()),
+        "{body}"
+    );
 
     let mut socket = app.connect("polyglot").await;
     send_json(

@@ -30,6 +30,7 @@ mod openapi;
 mod openapi_fuzz;
 mod product_embeddings;
 mod products;
+mod profile_ranking;
 mod recommendations;
 mod search;
 mod shared_state;
