@@ -47,6 +47,8 @@ pub struct ChatSession {
     busy: bool,
     last_heard: Instant,
     limiter: Arc<RateLimiter>,
+    /// The language of the shopper's last message, for what the session says unprompted.
+    language: ReplyLanguage,
     /// When the member token the socket was opened with expires.
     token_expires_in: Duration,
 }
@@ -78,6 +80,7 @@ impl ChatSession {
             resume_on_start: resume,
             pipeline: deps.pipeline,
             limiter: deps.limiter,
+            language: ReplyLanguage::default(),
             db: deps.db,
             metrics: deps.metrics,
             settings: deps.settings,
@@ -148,6 +151,7 @@ impl ChatSession {
             } => {
                 // Refusals of a message are in the message's language.
                 let language = ReplyLanguage::detect(&text);
+                self.language = language;
                 let text = match validate_text(&text, self.settings.max_message_chars) {
                     Ok(text) => text.to_string(),
                     Err(e) => {
@@ -411,12 +415,8 @@ impl Actor for ChatSession {
         // and the close code, and reconnects with a fresh token (the conversation resumes).
         ctx.run_later(self.token_expires_in, |session, ctx| {
             tracing::info!(session = %session.id, "chat socket's token expired");
-            session.reject(
-                ctx,
-                "token_expired",
-                "the member token has expired; reconnect with a new one",
-                None,
-            );
+            let message = refusals::token_expired(session.language);
+            session.reject(ctx, "token_expired", message, None);
             ctx.close(Some(ws::CloseReason {
                 code: ws::CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE),
                 description: Some("token expired".into()),

@@ -138,6 +138,15 @@ pub mod refusals {
         }
     }
 
+    pub fn token_expired(language: ReplyLanguage) -> String {
+        match language {
+            ReplyLanguage::Korean => "로그인이 만료됐어요. 다시 연결해 주세요.".into(),
+            ReplyLanguage::English => {
+                "the member token has expired; reconnect with a new one".into()
+            }
+        }
+    }
+
     pub fn not_processed(language: ReplyLanguage) -> String {
         match language {
             ReplyLanguage::Korean => "메시지를 처리하지 못했어요.".into(),

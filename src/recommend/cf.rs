@@ -652,10 +652,9 @@ mod tests {
         assert_eq!(ItemNeighbours::decode(&empty.encode()).unwrap(), empty);
     }
 
-    #[test]
-    fn the_request_path_history_weighs_like_the_trainer() {
-        let model = shop();
-        let rows = [
+    /// What `shop()` recorded for each techie, as rows of `interactions`.
+    fn techie_rows() -> [Interaction; 2] {
+        [
             Interaction {
                 item: id(3),
                 kind: InteractionKind::Order,
@@ -668,7 +667,13 @@ mod tests {
                 quantity: 1,
                 at_secs: 10 * DAY,
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_request_path_history_weighs_like_the_trainer() {
+        let model = shop();
+        let rows = techie_rows();
         let from_rows = history_strengths(&CfConfig::default(), &rows, 11 * DAY);
         let trained = model.member_history("techie-1");
         assert_eq!(from_rows.len(), trained.len());
@@ -684,20 +689,7 @@ mod tests {
         assert_eq!(CfConfig::from(&settings), CfConfig::default());
         assert_eq!(settings.cf_model, CfModelKind::Ease);
         assert_eq!(settings.cf_model.as_str(), "ease");
-        let rows = [
-            Interaction {
-                item: id(3),
-                kind: InteractionKind::Order,
-                quantity: 1,
-                at_secs: 10 * DAY,
-            },
-            Interaction {
-                item: id(4),
-                kind: InteractionKind::View,
-                quantity: 1,
-                at_secs: 10 * DAY,
-            },
-        ];
+        let rows = techie_rows();
         let served = serving_history(&CfConfig::default(), &rows, 11 * DAY);
         assert_eq!(
             served,

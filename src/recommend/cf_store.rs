@@ -205,6 +205,17 @@ pub async fn train_if_due(
     }
     let kind = config.model.as_str();
     let newest = latest_version(&txn, kind).await?;
+    // Not due yet: answered before counting `interactions`, which every instance would
+    // otherwise do on every tick.
+    let young = |v: &ModelVersion| {
+        (chrono::Utc::now() - v.trained_at)
+            .to_std()
+            .unwrap_or_default()
+            < due_after
+    };
+    if newest.as_ref().is_some_and(young) {
+        return Ok(TrainOutcome::NotDue);
+    }
     let recorded = txn
         .query_one_raw(Statement::from_string(
             txn.get_database_backend(),
@@ -213,12 +224,11 @@ pub async fn train_if_due(
         .await?
         .expect("an aggregate answers one row");
     let (count, last_id): (i64, i64) = (recorded.try_get("", "n")?, recorded.try_get("", "last")?);
-    if let Some(newest) = &newest {
-        let age = chrono::Utc::now() - newest.trained_at;
-        let unchanged = newest.interactions == count && newest.last_interaction_id == last_id;
-        if unchanged || age.to_std().unwrap_or_default() < due_after {
-            return Ok(TrainOutcome::NotDue);
-        }
+    if newest
+        .as_ref()
+        .is_some_and(|v| v.interactions == count && v.last_interaction_id == last_id)
+    {
+        return Ok(TrainOutcome::NotDue);
     }
     let started = Instant::now();
     let (trained, _) = train(&txn, config).await?;

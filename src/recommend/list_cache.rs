@@ -37,8 +37,14 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 redis.call('SET', ARGV[2], ARGV[3], 'EX', ARGV[4])
 local now = tonumber(ARGV[6])
-redis.call('ZADD', KEYS[2], now, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]) * 1000)
+-- Strictly newer than every list kept, so two stores in one millisecond still trim the older.
+local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local score = now
+if newest[2] and tonumber(newest[2]) >= now then
+  score = tonumber(newest[2]) + 1
+end
+redis.call('ZADD', KEYS[2], score, ARGV[2])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
