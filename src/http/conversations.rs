@@ -9,6 +9,7 @@ use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::AuthError;
 use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
+use crate::http::optional_json::JsonObject;
 use crate::http::optional_json::OptionalJson;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
@@ -344,7 +345,7 @@ async fn post_message(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Json<PostMessageBody>,
+    body: JsonObject<PostMessageBody>,
 ) -> Result<HttpResponse, ConversationsError> {
     if caller.member_id().is_none() {
         return Err(ConversationsError::MemberOnly);

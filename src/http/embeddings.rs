@@ -7,6 +7,7 @@ use crate::embeddings::EmbeddingError;
 use crate::errors::{ErrorKind, PublicError};
 use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
+use crate::http::optional_json::JsonObject;
 use crate::http::AppState;
 use crate::ml::cosine;
 use actix_web::{web, HttpResponse};
@@ -192,7 +193,7 @@ pub struct EmbedResponse {
 #[tracing::instrument(skip_all)]
 async fn embed(
     state: web::Data<AppState>,
-    body: web::Json<EmbedRequest>,
+    body: JsonObject<EmbedRequest>,
 ) -> Result<HttpResponse, EmbeddingsError> {
     let started = Instant::now();
     observed(&state, "embed", async {
@@ -241,7 +242,7 @@ pub struct BatchEmbedResponse {
 #[tracing::instrument(skip_all)]
 async fn batch_embed(
     state: web::Data<AppState>,
-    body: web::Json<BatchEmbedRequest>,
+    body: JsonObject<BatchEmbedRequest>,
 ) -> Result<HttpResponse, EmbeddingsError> {
     let started = Instant::now();
     observed(&state, "batch_embed", async {
@@ -299,7 +300,7 @@ pub struct SimilarityResponse {
 #[tracing::instrument(skip_all)]
 async fn similarity(
     state: web::Data<AppState>,
-    body: web::Json<SimilarityRequest>,
+    body: JsonObject<SimilarityRequest>,
 ) -> Result<HttpResponse, EmbeddingsError> {
     observed(&state, "similarity", async {
         let SimilarityRequest { vector1, vector2 } = body.into_inner();

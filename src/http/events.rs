@@ -18,6 +18,7 @@ use crate::events::outbox;
 use crate::http::auth::require_access;
 use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
+use crate::http::optional_json::JsonObject;
 use crate::http::AppState;
 use crate::identity::{Caller, MemberId};
 use crate::recommend::list_cache::invalidate_member_lists;
@@ -329,7 +330,7 @@ async fn post_event(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<ShopEventBody>,
+    body: JsonObject<ShopEventBody>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let body = body.into_inner();
     let key = idempotency_key(req.headers().get(IDEMPOTENCY_KEY_HEADER), body.event_id);

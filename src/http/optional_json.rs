@@ -1,3 +1,7 @@
+//! `JsonObject<T>`: a required JSON object body. `web::Json<T>` would read a JSON array as a
+//! struct's fields in order (`["text"]` as `{"text": "text"}`), accepting bodies the OpenAPI
+//! document calls invalid; this refuses them with 422 `invalid_body` like any mistyped body.
+//!
 //! `OptionalJson<T>`: a JSON object body that may be left out. actix's `Option<web::Json<T>>`
 //! turns a malformed or mistyped body into `None` too, so `{"title": 5}` would silently mean "no
 //! title"; this extractor answers such a body with the same 400/413/415/422 as `web::Json`. It
@@ -43,6 +47,34 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if !has_body(req) {
             return Box::pin(async { Ok(OptionalJson(None)) });
         }
+        let body = JsonObject::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJson(Some(body.await?.0))) })
+    }
+}
+
+/// A required JSON object body, parsed into `T` (see the module's documentation).
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         // `web::Json` reads the body: the app's size limit, content-type check and error bodies.
         let body = web::Json::<Value>::from_request(req, payload);
         Box::pin(async move {
@@ -52,17 +84,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
             } else {
                 Err("expected a JSON object".to_string())
             };
-            parsed
-                .map(|body| OptionalJson(Some(body)))
-                .map_err(|reason| {
-                    let response = error_response(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_body",
-                        format!("request body does not match the schema: {reason}"),
-                        vec![],
-                    );
-                    InternalError::from_response(reason, response).into()
-                })
+            parsed.map(JsonObject).map_err(|reason| {
+                let response = error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!("request body does not match the schema: {reason}"),
+                    vec![],
+                );
+                InternalError::from_response(reason, response).into()
+            })
         })
     }
 }

@@ -9,6 +9,7 @@ use crate::errors::{ErrorKind, PublicError};
 use crate::http::auth::{require_admin, AuthError};
 use crate::http::error::respond_by_kind;
 use crate::http::error::ErrorBody;
+use crate::http::optional_json::JsonObject;
 use crate::http::AppState;
 use crate::ml::TextKind;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -411,7 +412,7 @@ impl ProductPatch {
 async fn create_product(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ProductBody>,
+    body: JsonObject<ProductBody>,
 ) -> Result<HttpResponse, ProductsError> {
     require_admin(&req, &state.settings.security)?;
     let product = ProductDraft::from(body.into_inner())
@@ -502,7 +503,7 @@ async fn replace_product(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<ProductBody>,
+    body: JsonObject<ProductBody>,
 ) -> Result<HttpResponse, ProductsError> {
     require_admin(&req, &state.settings.security)?;
     save_replacement(&state, id.into_inner(), body.into_inner().into()).await
@@ -531,7 +532,7 @@ async fn patch_product(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<ProductPatch>,
+    body: JsonObject<ProductPatch>,
 ) -> Result<HttpResponse, ProductsError> {
     require_admin(&req, &state.settings.security)?;
     let id = id.into_inner();

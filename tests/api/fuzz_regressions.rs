@@ -147,3 +147,31 @@ async fn member_ids_no_token_can_carry_are_400_not_a_database_error() {
         "validation_failed"
     );
 }
+
+/// Schemathesis (ST201): `["text"]` was read as `{"text": "text"}` by serde and embedded.
+/// Every JSON body is an object; an array is 422 `invalid_body` on each body-taking route.
+#[actix_web::test]
+async fn a_json_array_is_not_read_as_an_object_body() {
+    let app = spawn_app().await;
+    for (path, body) in [
+        ("/embed", json!(["a text"])),
+        ("/batch-embed", json!([["a", "b"]])),
+        ("/similarity", json!([[1.0], [1.0]])),
+        ("/api/products", json!(["sku", "title"])),
+        ("/api/events", json!(["view", "m", "p"])),
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(response, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "invalid_body",
+            "{path}"
+        );
+    }
+}
