@@ -14,7 +14,10 @@
 
   let socket = null;
   let backoffMs = 500;
-  const pending = new Map(); // client_id -> user message element
+  // client_id -> { el, text }: sent and not yet answered. After a reconnect they are sent
+  // again with the same client_id: the server answers each exactly once (a stored reply comes
+  // back as it was), so nothing is lost or doubled by a dropped connection or a crash.
+  const pending = new Map();
 
   function setStatus(state, label) {
     statusEl.dataset.state = state;
@@ -79,18 +82,40 @@
   function showHistory(frame) {
     list.replaceChildren();
     localStorage.setItem(CONVERSATION_KEY, frame.conversation_id);
+    const answered = new Set();
+    const stored = new Map(); // client_id -> element
     for (const m of frame.messages) {
-      if (m.role === "user") addMessage("user", m.text).dataset.state = "acked";
-      else addReply(m.text, m.products);
+      if (m.role === "user") {
+        const el = addMessage("user", m.text);
+        el.dataset.state = "acked";
+        el.dataset.messageId = m.id;
+        if (m.client_id) stored.set(m.client_id, el);
+      } else {
+        addReply(m.text, m.products);
+        if (m.in_reply_to) answered.add(m.in_reply_to);
+      }
     }
+    for (const [clientId, p] of pending) {
+      const el = stored.get(clientId);
+      if (el && answered.has(el.dataset.messageId)) { pending.delete(clientId); continue; }
+      p.el = el || addMessage("user", p.text);
+      sendMessage(clientId, p.text);
+    }
+  }
+
+  function sendMessage(clientId, text) {
+    const frame = { type: "message", text, client_id: clientId };
+    const conversation = localStorage.getItem(CONVERSATION_KEY);
+    if (conversation) frame.conversation_id = conversation;
+    socket.send(JSON.stringify(frame));
   }
 
   function onFrame(frame) {
     switch (frame.type) {
       case "ack": {
         localStorage.setItem(CONVERSATION_KEY, frame.conversation_id);
-        const el = pending.get(frame.client_id);
-        if (el) { el.dataset.state = "acked"; el.dataset.messageId = frame.message_id; }
+        const p = pending.get(frame.client_id);
+        if (p) { p.el.dataset.state = "acked"; p.el.dataset.messageId = frame.message_id; }
         break;
       }
       case "typing": typingEl.hidden = false; break;
@@ -102,8 +127,8 @@
       case "history": showHistory(frame); break;
       case "error": {
         typingEl.hidden = true;
-        const el = frame.client_id && pending.get(frame.client_id);
-        if (el) { el.dataset.state = "failed"; pending.delete(frame.client_id); }
+        const p = frame.client_id && pending.get(frame.client_id);
+        if (p) { p.el.dataset.state = "failed"; pending.delete(frame.client_id); }
         if (frame.code === "not_found" || frame.code === "forbidden") {
           localStorage.removeItem(CONVERSATION_KEY);
         }
@@ -153,6 +178,8 @@
       socket = ws;
       backoffMs = 500;
       setStatus("online", "연결됨");
+      // With a conversation the history frame comes first and resends what is pending.
+      if (!conversation) for (const [clientId, p] of pending) sendMessage(clientId, p.text);
     };
     ws.onmessage = (event) => {
       try { onFrame(JSON.parse(event.data)); } catch (e) { /* not ours */ }
@@ -176,11 +203,8 @@
     const clientId = newClientId();
     const el = addMessage("user", text);
     el.dataset.state = "pending";
-    pending.set(clientId, el);
-    const frame = { type: "message", text, client_id: clientId };
-    const conversation = localStorage.getItem(CONVERSATION_KEY);
-    if (conversation) frame.conversation_id = conversation;
-    socket.send(JSON.stringify(frame));
+    pending.set(clientId, { el, text });
+    sendMessage(clientId, text);
     input.value = "";
   });
 

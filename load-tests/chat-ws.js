@@ -38,7 +38,8 @@ export const options = {
 };
 
 export function setup() {
-  return { tokens: memberTokens(Math.min(SESSIONS, 200)) };
+  // Client ids are unique per member (a repeated id is a retry): this run's prefix.
+  return { tokens: memberTokens(Math.min(SESSIONS, 200)), run: Date.now().toString(36) };
 }
 
 export default function (data) {
@@ -48,7 +49,7 @@ export default function (data) {
   const res = ws.connect(url, {}, (socket) => {
     let seq = 0;
     const send = () => {
-      const clientId = `${__VU}-${__ITER}-${seq++}`;
+      const clientId = `${data.run}-${__VU}-${__ITER}-${seq++}`;
       sent[clientId] = Date.now();
       socket.send(JSON.stringify({ type: 'message', client_id: clientId, text: pick(QUERIES) }));
     };

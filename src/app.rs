@@ -138,8 +138,10 @@ fn start_chat(
         settings.chat.clone(),
         chat_metrics.clone(),
     );
+    let pipeline = Arc::new(pipeline);
+    crate::actors::chat_recovery::start(pipeline.clone());
     crate::chat::ChatState {
-        pipeline: Arc::new(pipeline),
+        pipeline,
         metrics: chat_metrics,
     }
 }

@@ -311,6 +311,15 @@ pub struct ChatSettings {
     pub history_limit: u64,
     /// Largest `limit` of the conversation list and message pages.
     pub max_page_size: u64,
+    /// A message claimed for answering this long ago and still unanswered (its instance
+    /// died mid-turn) is answered by the recovery sweeper; longer than the slowest turn.
+    pub unanswered_after_secs: u64,
+    /// Seconds between the recovery sweeper's looks.
+    pub recovery_interval_secs: u64,
+    /// Unanswered messages older than this are left alone (the shopper has moved on).
+    pub recover_within_secs: u64,
+    /// The sweeper's tries per message; one that keeps failing is given up.
+    pub recovery_max_attempts: u32,
 }
 
 /// The hybrid recommender (docs/recommendations.md).
@@ -546,6 +555,10 @@ session_queue_capacity = 8
 recommendation_limit = 5
 history_limit = 50
 max_page_size = 100
+unanswered_after_secs = 60
+recovery_interval_secs = 5
+recover_within_secs = 86400
+recovery_max_attempts = 3
 
 [rate_limit]
 enabled = true

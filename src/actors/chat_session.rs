@@ -191,25 +191,21 @@ impl ChatSession {
         client_id: Option<String>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        {
-            {
-                if self.queue.len() >= self.settings.session_queue_capacity {
-                    let language = ReplyLanguage::detect(&text);
-                    return self.reject(
-                        ctx,
-                        "overloaded",
-                        refusals::queue_full(language, self.queue.len()),
-                        client_id,
-                    );
-                }
-                self.queue.push_back(QueuedMessage {
-                    text,
-                    conversation_id,
-                    client_id,
-                });
-                self.start_next_turn(ctx);
-            }
+        if self.queue.len() >= self.settings.session_queue_capacity {
+            let language = ReplyLanguage::detect(&text);
+            return self.reject(
+                ctx,
+                "overloaded",
+                refusals::queue_full(language, self.queue.len()),
+                client_id,
+            );
         }
+        self.queue.push_back(QueuedMessage {
+            text,
+            conversation_id,
+            client_id,
+        });
+        self.start_next_turn(ctx);
     }
 
     /// Checks the conversation is the member's, makes it current and sends its history.
@@ -352,9 +348,21 @@ impl Turn {
         session.do_send(TurnFinished { conversation });
     }
 
-    /// The conversation the message went to.
+    /// The conversation the message went to. A message sent again with its client id is
+    /// not stored twice: it is acked with the stored message and answered with the stored
+    /// reply (or answered now if a crash left it unanswered).
     async fn answer(self, queued: QueuedMessage) -> Result<Conversation, ChatError> {
-        let conversation = match (queued.conversation_id, self.current) {
+        let client_id = queued.client_id.as_deref();
+        // A retry that names no conversation goes where the first one went.
+        let earlier = match (client_id, queued.conversation_id) {
+            (Some(client_id), None) => {
+                store::find_by_client_id(&self.db, self.member_id.as_str(), client_id)
+                    .await?
+                    .map(|message| message.conversation_id)
+            }
+            _ => None,
+        };
+        let conversation = match (queued.conversation_id.or(earlier), self.current) {
             (Some(id), _) => {
                 authorize_conversation(&self.db, &Caller::Member(self.member_id.clone()), id)
                     .await?
@@ -369,20 +377,24 @@ impl Turn {
                 .await?
             }
         };
-        let message = self.pipeline.accept(&conversation, &queued.text).await?;
+        let accepted = self
+            .pipeline
+            .accept(&conversation, &queued.text, client_id)
+            .await?;
+        let message_id = accepted.message().id;
         self.session.do_send(Push(ServerFrame::Ack {
             client_id: queued.client_id.clone(),
-            message_id: message.id,
+            message_id,
             conversation_id: conversation.id,
         }));
         self.session.do_send(Push(ServerFrame::Typing {
             conversation_id: conversation.id,
         }));
-        let reply = self.pipeline.respond(&conversation, &message).await?;
+        let reply = self.pipeline.answer(&conversation, accepted).await?;
         self.session.do_send(Push(ServerFrame::Reply {
             conversation_id: conversation.id,
             message_id: reply.message.id,
-            in_reply_to: message.id,
+            in_reply_to: message_id,
             client_id: queued.client_id,
             text: reply.message.text,
             products: reply.products,

@@ -1,6 +1,7 @@
 //! Long-lived workers, one actor per file with its messages beside it.
 
 pub mod analytics;
+pub mod chat_recovery;
 pub mod chat_session;
 pub mod dependency_monitor;
 pub mod embedding;

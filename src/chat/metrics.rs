@@ -14,6 +14,15 @@ pub struct ChatMetrics {
     pub session_failures: IntCounterVec,
     /// Frames refused before the pipeline, by error code (`invalid_frame`, `overloaded`, …).
     pub frames_rejected: IntCounterVec,
+    /// Messages sent again with a stored client id, by outcome (`replayed`: the stored reply
+    /// went back; `answered`: it had none yet and was answered now).
+    pub retries: IntCounterVec,
+    /// Messages a crash left unanswered that the recovery sweeper took up, by outcome
+    /// (`answered`, `failed`).
+    pub recovered: IntCounterVec,
+    /// Replies computed twice for one message (two instances answered it at once); the
+    /// first stored one is the answer.
+    pub duplicate_answers: prometheus::IntCounter,
 }
 
 impl ChatMetrics {
@@ -46,11 +55,35 @@ impl ChatMetrics {
             &["code"],
         )
         .expect("valid metric");
-        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "chat_retries_total",
+                "Chat messages sent again with a stored client id, by outcome (replayed, answered)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let recovered = IntCounterVec::new(
+            Opts::new(
+                "chat_recovered_total",
+                "Chat messages left unanswered by a crash that the sweeper took up, by outcome (answered, failed)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let duplicate_answers = prometheus::IntCounter::new(
+            "chat_duplicate_answers_total",
+            "Chat replies computed for a message another instance had already answered (not stored)",
+        )
+        .expect("valid metric");
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
             Box::new(stage_seconds.clone()),
             Box::new(sessions_active.clone()),
             Box::new(session_failures.clone()),
             Box::new(frames_rejected.clone()),
+            Box::new(retries.clone()),
+            Box::new(recovered.clone()),
+            Box::new(duplicate_answers.clone()),
         ];
         for collector in collectors {
             registry.register(collector).expect("registered once");
@@ -60,6 +93,9 @@ impl ChatMetrics {
             sessions_active,
             session_failures,
             frames_rejected,
+            retries,
+            recovered,
+            duplicate_answers,
         }
     }
 }

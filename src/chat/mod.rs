@@ -40,6 +40,10 @@ pub enum ChatError {
     ConversationNotFound,
     #[error("this conversation belongs to another member")]
     Forbidden,
+    #[error(
+        "this client_id was already used for another message; send a new id with a new message"
+    )]
+    ClientIdReused,
     #[error("the chat is busy; try again shortly ({0})")]
     Overloaded(String),
     #[error("the chat is unavailable: {0}")]
@@ -56,6 +60,7 @@ impl PublicError for ChatError {
             | ChatError::MessageTooLong { .. } => ErrorKind::BadRequest,
             ChatError::ConversationNotFound => ErrorKind::NotFound,
             ChatError::Forbidden => ErrorKind::Forbidden,
+            ChatError::ClientIdReused => ErrorKind::Conflict,
             ChatError::Overloaded(_) => ErrorKind::Overloaded,
             ChatError::Unavailable(_) => ErrorKind::Unavailable,
             ChatError::Database(_) => ErrorKind::Internal,
@@ -68,6 +73,7 @@ impl PublicError for ChatError {
             ChatError::MessageTooLong { .. } => "message_too_long",
             ChatError::ConversationNotFound => "not_found",
             ChatError::Forbidden => "forbidden",
+            ChatError::ClientIdReused => "client_id_reused",
             ChatError::Overloaded(_) => "overloaded",
             ChatError::Unavailable(_) => "unavailable",
             ChatError::Database(_) => "internal",
@@ -102,6 +108,9 @@ impl ChatError {
             }
             ChatError::ConversationNotFound => "그런 대화가 없어요.".into(),
             ChatError::Forbidden => "다른 회원의 대화예요.".into(),
+            ChatError::ClientIdReused => {
+                "이 client_id는 다른 메시지에 이미 쓰였어요. 새 메시지에는 새 id를 보내 주세요.".into()
+            }
             ChatError::Overloaded(_) => "지금 채팅이 붐벼요. 잠시 후 다시 보내 주세요.".into(),
             ChatError::Unavailable(_) => {
                 "지금은 답변할 수 없어요 (필요한 서비스가 응답하지 않았어요). 잠시 후 다시 보내 주세요."

@@ -1,14 +1,20 @@
 //! One chat turn, shared by the WebSocket sessions and `POST /api/conversations/{id}/messages`:
 //! store the shopper's message with its outbox row ([`ChatPipeline::accept`], after which the
 //! socket acks), then embed it, analyse the intent over the conversation's previous one,
-//! recommend, write the reply and store it ([`ChatPipeline::respond`]). Each stage is timed
+//! recommend, write the reply and store it ([`ChatPipeline::answer`]). Each stage is timed
 //! (`chat_stage_seconds{stage}`) and has its own tracing span.
+//!
+//! A turn is answered exactly once (docs/chat-protocol.md, "Retries and recovery"): a message
+//! sent again with its client id is not stored again, and gets the stored reply or, if it has
+//! none yet, is answered now; a reply is stored at most once per message, whoever computes it;
+//! a message whose instance died mid-turn is answered by [`ChatPipeline::answer_unanswered`].
 
 use crate::analysis::ReplyLanguage;
-use crate::chat::store::{Conversation, MessageExtras, Role, StoredMessage, TurnStore};
+use crate::chat::store::{Conversation, Inserted, MessageExtras, Role, StoredMessage, TurnStore};
 use crate::chat::{ChatError, ChatMetrics};
 use crate::config::ChatSettings;
 use crate::embeddings::EmbeddingService;
+use crate::errors::PublicError;
 use crate::intent::{AnalyzedIntent, IntentAnalyzer, ShoppingIntent};
 use crate::ml::TextKind;
 use crate::recommend::{ProductRanker, RecommendRequest, RecommendedProduct};
@@ -25,6 +31,56 @@ pub struct Reply {
     pub message: StoredMessage,
     pub products: Vec<RecommendedProduct>,
     pub intent: AnalyzedIntent,
+}
+
+impl Reply {
+    /// A reply read back from the database: its products as stored, `intent` as given.
+    fn from_stored(message: StoredMessage, intent: AnalyzedIntent) -> Self {
+        let products = message
+            .products
+            .clone()
+            .map(serde_json::from_value::<Vec<RecommendedProduct>>)
+            .transpose()
+            .unwrap_or_else(|e| {
+                tracing::warn!(reply = %message.id, error = %e, "unreadable stored products");
+                None
+            })
+            .unwrap_or_default();
+        Self {
+            message,
+            products,
+            intent,
+        }
+    }
+}
+
+/// What [`ChatPipeline::accept`] did with a message.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// Stored now (with its event).
+    New(StoredMessage),
+    /// Sent before with the same client id: nothing was stored. The stored message, and its
+    /// stored reply if it has one.
+    Retry {
+        message: StoredMessage,
+        reply: Option<Box<Reply>>,
+    },
+}
+
+impl Accepted {
+    /// The stored user message.
+    pub fn message(&self) -> &StoredMessage {
+        match self {
+            Accepted::New(message) | Accepted::Retry { message, .. } => message,
+        }
+    }
+}
+
+/// What one look of the recovery sweeper did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub answered: usize,
+    pub failed: usize,
 }
 
 pub struct ChatPipeline {
@@ -75,25 +131,123 @@ impl ChatPipeline {
         output
     }
 
-    /// Stores the shopper's message (with its event, one transaction). `text` must have
-    /// passed [`crate::chat::validate_text`].
+    /// Stores the shopper's message (with its event, one transaction), claimed for answering.
+    /// `text` must have passed [`crate::chat::validate_text`]. With a `client_id` the member
+    /// used before, nothing is stored: the earlier message comes back (refused as
+    /// [`ChatError::ClientIdReused`] if it was another text or conversation).
     pub async fn accept(
         &self,
         conversation: &Conversation,
         text: &str,
-    ) -> Result<StoredMessage, ChatError> {
-        let message = self
+        client_id: Option<&str>,
+    ) -> Result<Accepted, ChatError> {
+        let extras = MessageExtras {
+            client_id: client_id.map(str::to_string),
+            ..MessageExtras::default()
+        };
+        let inserted = self
             .stage(
                 "store_user",
                 self.store
-                    .insert_message(conversation, Role::User, text, MessageExtras::default()),
+                    .insert_message(conversation, Role::User, text, extras),
             )
             .await?;
-        Ok(message)
+        let message = match inserted {
+            Inserted::New(message) => return Ok(Accepted::New(message)),
+            Inserted::Existing(message) => message,
+        };
+        if message.conversation_id != conversation.id || message.text != text {
+            return Err(ChatError::ClientIdReused);
+        }
+        let reply = self.store.find_reply(message.id).await?.map(|stored| {
+            let intent = message
+                .intent
+                .clone()
+                .and_then(|v| serde_json::from_value::<AnalyzedIntent>(v).ok())
+                .unwrap_or_else(|| AnalyzedIntent {
+                    intent: ShoppingIntent::default(),
+                    source: crate::intent::IntentSource::Fallback,
+                });
+            Box::new(Reply::from_stored(stored, intent))
+        });
+        let outcome = if reply.is_some() {
+            "replayed"
+        } else {
+            "answered"
+        };
+        self.metrics.retries.with_label_values(&[outcome]).inc();
+        Ok(Accepted::Retry { message, reply })
     }
 
-    /// Everything after the ack: the answer to `message`, stored.
-    pub async fn respond(
+    /// The answer to an accepted message: the stored one for a retry that has it, otherwise
+    /// computed now ([`Self::respond`]). A failure the caller reports to the shopper is
+    /// recorded, so the recovery sweeper leaves the message to the shopper's retry.
+    pub async fn answer(
+        &self,
+        conversation: &Conversation,
+        accepted: Accepted,
+    ) -> Result<Reply, ChatError> {
+        let message = match accepted {
+            Accepted::Retry {
+                reply: Some(reply), ..
+            } => return Ok(*reply),
+            Accepted::New(message) | Accepted::Retry { message, .. } => message,
+        };
+        let result = self.respond(conversation, &message).await;
+        if let Err(error) = &result {
+            if let Err(e) = self
+                .store
+                .mark_answer_failed(message.id, error.code())
+                .await
+            {
+                tracing::warn!(message = %message.id, error = %e, "failed answer not recorded");
+            }
+        }
+        result
+    }
+
+    /// Answers up to `limit` messages whose instance died mid-turn (claimed for answering
+    /// `chat.unanswered_after_secs` ago and still unanswered). Run by every instance: each
+    /// message is claimed by one sweeper at a time, and stored answers are unique per message.
+    pub async fn answer_unanswered(&self, limit: u64) -> Result<Recovered, ChatError> {
+        let due = self
+            .store
+            .claim_unanswered(
+                self.settings.unanswered_after_secs,
+                self.settings.recover_within_secs,
+                self.settings.recovery_max_attempts,
+                limit,
+            )
+            .await?;
+        let mut recovered = Recovered::default();
+        for (conversation, message) in due {
+            match self.respond(&conversation, &message).await {
+                Ok(reply) => {
+                    tracing::info!(
+                        conversation = %conversation.id,
+                        message = %message.id,
+                        reply = %reply.message.id,
+                        "unanswered message answered by the recovery sweeper"
+                    );
+                    recovered.answered += 1;
+                    self.metrics
+                        .recovered
+                        .with_label_values(&["answered"])
+                        .inc();
+                }
+                Err(error) => {
+                    tracing::warn!(message = %message.id, %error, "recovery answer failed; tried again later");
+                    recovered.failed += 1;
+                    self.metrics.recovered.with_label_values(&["failed"]).inc();
+                }
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Everything after the ack: the answer to `message`, stored (once: if another instance
+    /// stored one first, that one is the answer).
+    async fn respond(
         &self,
         conversation: &Conversation,
         message: &StoredMessage,
@@ -151,7 +305,7 @@ impl ChatPipeline {
             )
             .await;
 
-        let reply = self
+        let stored = self
             .stage(
                 "store_reply",
                 self.store.insert_message(
@@ -159,14 +313,23 @@ impl ChatPipeline {
                     Role::Assistant,
                     &written.text,
                     MessageExtras {
-                        intent: None,
                         products: Some(
                             serde_json::to_value(&products).expect("products serialise"),
                         ),
+                        reply_to: Some(message.id),
+                        ..MessageExtras::default()
                     },
                 ),
             )
             .await?;
+        let reply = match stored {
+            Inserted::New(reply) => reply,
+            Inserted::Existing(first) => {
+                self.metrics.duplicate_answers.inc();
+                tracing::info!(message = %message.id, reply = %first.id, "already answered elsewhere; the stored reply stands");
+                return Ok(Reply::from_stored(first, analyzed));
+            }
+        };
         tracing::info!(
             conversation = %conversation.id,
             message = %message.id,
@@ -225,8 +388,21 @@ mod tests {
     struct MemoryStore {
         messages: Mutex<Vec<StoredMessage>>,
         embedded: Mutex<Vec<(Uuid, String)>>,
+        conversations: Mutex<Vec<Conversation>>,
+        failed: Mutex<Vec<(Uuid, String)>>,
     }
 
+    impl MemoryStore {
+        fn replies_to(&self, message_id: Uuid) -> usize {
+            let messages = self.messages.lock().unwrap();
+            messages
+                .iter()
+                .filter(|m| m.in_reply_to == Some(message_id))
+                .count()
+        }
+    }
+
+    /// The database's rules: a client id once per member, one answer per message.
     impl TurnStore for MemoryStore {
         fn insert_message<'a>(
             &'a self,
@@ -234,18 +410,35 @@ mod tests {
             role: Role,
             text: &'a str,
             extras: MessageExtras,
-        ) -> BoxFuture<'a, Result<StoredMessage, DbErr>> {
-            let message = StoredMessage {
-                id: Uuid::now_v7(),
-                conversation_id: conversation.id,
-                role,
-                text: text.to_string(),
-                intent: extras.intent,
-                products: extras.products,
-                created_at: Utc::now(),
+        ) -> BoxFuture<'a, Result<Inserted, DbErr>> {
+            let mut conversations = self.conversations.lock().unwrap();
+            if !conversations.iter().any(|c| c.id == conversation.id) {
+                conversations.push(conversation.clone());
+            }
+            let mut messages = self.messages.lock().unwrap();
+            let existing = messages.iter().find(|m| {
+                (extras.reply_to.is_some() && m.in_reply_to == extras.reply_to)
+                    || (extras.client_id.is_some() && m.client_id == extras.client_id)
+            });
+            let inserted = match existing {
+                Some(existing) => Inserted::Existing(existing.clone()),
+                None => {
+                    let message = StoredMessage {
+                        id: Uuid::now_v7(),
+                        conversation_id: conversation.id,
+                        role,
+                        text: text.to_string(),
+                        intent: extras.intent,
+                        products: extras.products,
+                        client_id: extras.client_id,
+                        in_reply_to: extras.reply_to,
+                        created_at: Utc::now(),
+                    };
+                    messages.push(message.clone());
+                    Inserted::New(message)
+                }
             };
-            self.messages.lock().unwrap().push(message.clone());
-            Box::pin(async move { Ok(message) })
+            Box::pin(async move { Ok(inserted) })
         }
 
         fn set_embedding<'a>(
@@ -282,6 +475,61 @@ mod tests {
                 .filter(|m| m.conversation_id == conversation_id && m.id != except)
                 .find_map(|m| m.intent.clone());
             Box::pin(async move { Ok(latest) })
+        }
+
+        fn find_reply(
+            &self,
+            message_id: Uuid,
+        ) -> BoxFuture<'_, Result<Option<StoredMessage>, DbErr>> {
+            let reply = self
+                .messages
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|m| m.in_reply_to == Some(message_id))
+                .cloned();
+            Box::pin(async move { Ok(reply) })
+        }
+
+        fn mark_answer_failed<'a>(
+            &'a self,
+            message_id: Uuid,
+            code: &'a str,
+        ) -> BoxFuture<'a, Result<(), DbErr>> {
+            self.failed
+                .lock()
+                .unwrap()
+                .push((message_id, code.to_string()));
+            Box::pin(async { Ok(()) })
+        }
+
+        /// Every unanswered, unfailed user message is due (no clock here).
+        fn claim_unanswered(
+            &self,
+            _claimed_before_secs: u64,
+            _within_secs: u64,
+            _max_attempts: u32,
+            limit: u64,
+        ) -> BoxFuture<'_, Result<Vec<(Conversation, StoredMessage)>, DbErr>> {
+            let messages = self.messages.lock().unwrap().clone();
+            let failed = self.failed.lock().unwrap().clone();
+            let conversations = self.conversations.lock().unwrap().clone();
+            let due = messages
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .filter(|m| !messages.iter().any(|r| r.in_reply_to == Some(m.id)))
+                .filter(|m| !failed.iter().any(|(id, _)| *id == m.id))
+                .take(limit as usize)
+                .map(|m| {
+                    let conversation = conversations
+                        .iter()
+                        .find(|c| c.id == m.conversation_id)
+                        .expect("stored with its conversation")
+                        .clone();
+                    (conversation, m.clone())
+                })
+                .collect();
+            Box::pin(async move { Ok(due) })
         }
     }
 
@@ -373,11 +621,12 @@ mod tests {
         let chat = pipeline(store.clone(), ranker.clone());
         let conversation = conversation();
 
-        let message = chat
-            .accept(&conversation, "10만원 이하 패딩 추천해줘")
+        let accepted = chat
+            .accept(&conversation, "10만원 이하 패딩 추천해줘", None)
             .await
             .unwrap();
-        let reply = chat.respond(&conversation, &message).await.unwrap();
+        let message = accepted.message().clone();
+        let reply = chat.answer(&conversation, accepted).await.unwrap();
 
         // The ranker got the member, the words, their vector and the price limit.
         let request = ranker.requests.lock().unwrap().pop().unwrap();
@@ -411,8 +660,8 @@ mod tests {
         let chat = pipeline(store, ranker.clone());
         let conversation = conversation();
         for text in ["10만원 이하 패딩 추천해줘", "검은색으로 보여줘"] {
-            let message = chat.accept(&conversation, text).await.unwrap();
-            chat.respond(&conversation, &message).await.unwrap();
+            let accepted = chat.accept(&conversation, text, None).await.unwrap();
+            chat.answer(&conversation, accepted).await.unwrap();
         }
         let follow_up = ranker.requests.lock().unwrap().pop().unwrap();
         assert_eq!(
@@ -424,6 +673,123 @@ mod tests {
             follow_up.intent.colors.iter().any(|c| c == "black"),
             "{:?}",
             follow_up.intent.colors
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_with_the_client_id_gets_the_stored_reply_and_stores_nothing() {
+        let store = Arc::new(MemoryStore::default());
+        let ranker = Arc::new(RecordingRanker::default());
+        let chat = pipeline(store.clone(), ranker.clone());
+        let conversation = conversation();
+        let first = chat
+            .accept(&conversation, "패딩 추천해줘", Some("c-1"))
+            .await
+            .unwrap();
+        let reply = chat.answer(&conversation, first).await.unwrap();
+
+        let again = chat
+            .accept(&conversation, "패딩 추천해줘", Some("c-1"))
+            .await
+            .unwrap();
+        let Accepted::Retry {
+            message,
+            reply: Some(stored),
+        } = &again
+        else {
+            panic!("a retry, answered: {again:?}");
+        };
+        assert_eq!(stored.message.id, reply.message.id);
+        assert_eq!(stored.products, reply.products);
+        let replayed = chat.answer(&conversation, again.clone()).await.unwrap();
+        assert_eq!(replayed.message.id, reply.message.id);
+        assert_eq!(
+            store.messages.lock().unwrap().len(),
+            2,
+            "nothing stored twice"
+        );
+        assert_eq!(
+            ranker.requests.lock().unwrap().len(),
+            1,
+            "not computed again"
+        );
+        assert_eq!(store.replies_to(message.id), 1);
+
+        // The same id with another text (or conversation) is refused.
+        let reused = chat
+            .accept(&conversation, "다른 메시지", Some("c-1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(reused, ChatError::ClientIdReused), "{reused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_an_unanswered_message_answers_it_once() {
+        let store = Arc::new(MemoryStore::default());
+        let ranker = Arc::new(RecordingRanker::default());
+        let chat = pipeline(store.clone(), ranker.clone());
+        let conversation = conversation();
+        // Stored and acked, then the instance died: no reply.
+        let first = chat
+            .accept(&conversation, "운동화 보여줘", Some("c-2"))
+            .await
+            .unwrap();
+        let message = first.message().clone();
+        let again = chat
+            .accept(&conversation, "운동화 보여줘", Some("c-2"))
+            .await
+            .unwrap();
+        assert!(matches!(again, Accepted::Retry { reply: None, .. }));
+        // Two instances answer it at once (the retry and the original turn): one reply stored.
+        let (a, b) = tokio::join!(
+            chat.answer(&conversation, again),
+            chat.answer(&conversation, first)
+        );
+        assert_eq!(a.unwrap().message.id, b.unwrap().message.id);
+        assert_eq!(store.replies_to(message.id), 1);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_answers_what_a_crash_left_and_leaves_what_failed_in_front_of_the_shopper()
+    {
+        let store = Arc::new(MemoryStore::default());
+        let ranker = Arc::new(RecordingRanker::default());
+        let chat = pipeline(store.clone(), ranker);
+        let conversation = conversation();
+        let crashed = chat
+            .accept(&conversation, "가방 추천", None)
+            .await
+            .unwrap()
+            .message()
+            .clone();
+        let told = chat
+            .accept(&conversation, "모자 추천", None)
+            .await
+            .unwrap()
+            .message()
+            .clone();
+        store
+            .mark_answer_failed(told.id, "unavailable")
+            .await
+            .unwrap();
+
+        let recovered = chat.answer_unanswered(10).await.unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                answered: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(store.replies_to(crashed.id), 1);
+        assert_eq!(
+            store.replies_to(told.id),
+            0,
+            "the shopper was told to retry"
+        );
+        assert_eq!(
+            chat.answer_unanswered(10).await.unwrap(),
+            Recovered::default()
         );
     }
 }

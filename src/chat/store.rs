@@ -69,6 +69,12 @@ pub struct StoredMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub products: Option<Value>,
+    /// The client's id for the message (user messages sent with one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The user message this one answers (assistant messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -86,13 +92,16 @@ impl StoredMessage {
             text: row.try_get("", "content")?,
             intent: row.try_get("", "intent")?,
             products: row.try_get("", "products")?,
+            client_id: row.try_get("", "client_message_id")?,
+            in_reply_to: row.try_get("", "reply_to")?,
             created_at: row.try_get("", "created_at")?,
         })
     }
 }
 
 const CONVERSATION_COLUMNS: &str = "id, member_id, title, created_at, updated_at";
-const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, intent, products, created_at";
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, role, content, intent, products, client_message_id, reply_to, created_at";
 
 /// A title from free text: trimmed, one line, at most [`MAX_TITLE_CHARS`].
 pub fn title_from(text: &str) -> Option<String> {
@@ -267,28 +276,57 @@ pub async fn message_exists(
 pub struct MessageExtras {
     pub intent: Option<Value>,
     pub products: Option<Value>,
+    /// The client's id for a user message: unique per member.
+    pub client_id: Option<String>,
+    /// The user message an assistant message answers: at most one answer each.
+    pub reply_to: Option<Uuid>,
+}
+
+/// What [`insert_message`] did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// The message is new (and its event enqueued).
+    New(StoredMessage),
+    /// A message with the same client id (user) or answering the same message (assistant)
+    /// was already stored: nothing was written, this is the stored one.
+    Existing(StoredMessage),
+}
+
+impl Inserted {
+    pub fn into_message(self) -> StoredMessage {
+        match self {
+            Inserted::New(message) | Inserted::Existing(message) => message,
+        }
+    }
 }
 
 /// Stores one message, bumps the conversation's `updated_at` and enqueues its
-/// `conversation.message.created` event, all in one transaction.
+/// `conversation.message.created` event, all in one transaction. A user message is claimed
+/// for answering now; an assistant message marks the message it answers as answered. A
+/// message whose client id (per member) or `reply_to` is taken is not stored twice: the stored
+/// one comes back as [`Inserted::Existing`] and nothing is written.
 pub async fn insert_message(
     db: &DatabaseConnection,
     conversation: &Conversation,
     role: Role,
     text: &str,
     extras: MessageExtras,
-) -> Result<StoredMessage, DbErr> {
+) -> Result<Inserted, DbErr> {
     // The member row exists: the conversation references it.
     let txn = db.begin().await?;
     let id = Uuid::now_v7();
+    let (client_id, reply_to) = (extras.client_id.clone(), extras.reply_to);
     // clock_timestamp(), not now(): two messages of one turn must not share a timestamp.
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             txn.get_database_backend(),
             format!(
                 "INSERT INTO conversation_messages \
-                 (id, conversation_id, member_id, role, content, intent, products, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}"
+                 (id, conversation_id, member_id, role, content, intent, products, \
+                  client_message_id, reply_to, answer_claimed_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                         CASE WHEN $4 = 'user' THEN clock_timestamp() END, clock_timestamp()) \
+                 ON CONFLICT DO NOTHING RETURNING {MESSAGE_COLUMNS}"
             ),
             [
                 id.into(),
@@ -298,10 +336,24 @@ pub async fn insert_message(
                 text.into(),
                 extras.intent.into(),
                 extras.products.into(),
+                client_id.clone().into(),
+                reply_to.into(),
             ],
         ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotInserted)?;
+        .await?;
+    let Some(row) = row else {
+        txn.rollback().await?;
+        let existing = match (reply_to, client_id) {
+            (Some(answered), _) => find_reply(db, answered).await?,
+            (None, Some(client_id)) => {
+                find_by_client_id(db, &conversation.member_id, &client_id).await?
+            }
+            (None, None) => None,
+        };
+        return existing
+            .map(Inserted::Existing)
+            .ok_or(DbErr::RecordNotInserted);
+    };
     let message = StoredMessage::from_row(&row)?;
     txn.execute_raw(Statement::from_sql_and_values(
         txn.get_database_backend(),
@@ -309,6 +361,15 @@ pub async fn insert_message(
         [conversation.id.into(), message.created_at.into()],
     ))
     .await?;
+    if let Some(answered) = reply_to {
+        txn.execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "UPDATE conversation_messages SET answered_at = $2, answer_failed = NULL \
+             WHERE id = $1",
+            [answered.into(), message.created_at.into()],
+        ))
+        .await?;
+    }
     let event = Envelope::new(
         EventType::ConversationMessageCreated,
         &conversation.member_id,
@@ -321,7 +382,122 @@ pub async fn insert_message(
     );
     outbox::enqueue(&txn, &event).await?;
     txn.commit().await?;
-    Ok(message)
+    Ok(Inserted::New(message))
+}
+
+/// The member's user message sent with `client_id`, if any.
+pub async fn find_by_client_id(
+    db: &impl ConnectionTrait,
+    member_id: &str,
+    client_id: &str,
+) -> Result<Option<StoredMessage>, DbErr> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM conversation_messages \
+             WHERE member_id = $1 AND client_message_id = $2"
+        ),
+        [member_id.into(), client_id.into()],
+    ))
+    .await?
+    .as_ref()
+    .map(StoredMessage::from_row)
+    .transpose()
+}
+
+/// The stored answer to user message `message_id`, if any.
+pub async fn find_reply(
+    db: &impl ConnectionTrait,
+    message_id: Uuid,
+) -> Result<Option<StoredMessage>, DbErr> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!("SELECT {MESSAGE_COLUMNS} FROM conversation_messages WHERE reply_to = $1"),
+        [message_id.into()],
+    ))
+    .await?
+    .as_ref()
+    .map(StoredMessage::from_row)
+    .transpose()
+}
+
+/// Records that answering `message_id` failed in front of the shopper (who was told, with
+/// `code`): the sweeper leaves it; a retry with its client id answers it.
+pub async fn mark_answer_failed(
+    db: &DatabaseConnection,
+    message_id: Uuid,
+    code: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE conversation_messages SET answer_failed = $2 \
+         WHERE id = $1 AND answered_at IS NULL",
+        [message_id.into(), code.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` user messages a crash left unanswered: claimed for answering more than
+/// `claimed_before_secs` ago, neither answered nor failed in front of the shopper, younger
+/// than `within_secs` and tried fewer than `max_attempts` times by the sweeper. Each is
+/// claimed again (so another instance's sweeper skips it for as long) and returned with its
+/// conversation.
+pub async fn claim_unanswered(
+    db: &DatabaseConnection,
+    claimed_before_secs: u64,
+    within_secs: u64,
+    max_attempts: u32,
+    limit: u64,
+) -> Result<Vec<(Conversation, StoredMessage)>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "WITH due AS ( \
+                     SELECT id FROM conversation_messages \
+                     WHERE role = 'user' AND answered_at IS NULL AND answer_failed IS NULL \
+                       AND answer_claimed_at < now() - make_interval(secs => $1) \
+                       AND created_at > now() - make_interval(secs => $2) \
+                       AND answer_attempts < $3 \
+                     ORDER BY answer_claimed_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                 claimed AS ( \
+                     UPDATE conversation_messages m \
+                     SET answer_claimed_at = clock_timestamp(), \
+                         answer_attempts = m.answer_attempts + 1 \
+                     FROM due WHERE m.id = due.id \
+                     RETURNING m.* ) \
+                 SELECT {message}, c.id AS c_id, c.member_id AS c_member_id, \
+                        c.title AS c_title, c.created_at AS c_created_at, \
+                        c.updated_at AS c_updated_at \
+                 FROM claimed JOIN conversations c ON c.id = claimed.conversation_id \
+                 ORDER BY claimed.created_at",
+                message = MESSAGE_COLUMNS
+                    .split(", ")
+                    .map(|column| format!("claimed.{column}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            [
+                (claimed_before_secs as f64).into(),
+                (within_secs as f64).into(),
+                (max_attempts as i32).into(),
+                (limit as i64).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let conversation = Conversation {
+                id: row.try_get("", "c_id")?,
+                member_id: row.try_get("", "c_member_id")?,
+                title: row.try_get("", "c_title")?,
+                created_at: row.try_get("", "c_created_at")?,
+                updated_at: row.try_get("", "c_updated_at")?,
+            };
+            Ok((conversation, StoredMessage::from_row(row)?))
+        })
+        .collect()
 }
 
 pub async fn set_embedding(
@@ -384,7 +560,7 @@ pub trait TurnStore: Send + Sync {
         role: Role,
         text: &'a str,
         extras: MessageExtras,
-    ) -> BoxFuture<'a, Result<StoredMessage, DbErr>>;
+    ) -> BoxFuture<'a, Result<Inserted, DbErr>>;
 
     fn set_embedding<'a>(
         &'a self,
@@ -401,6 +577,25 @@ pub trait TurnStore: Send + Sync {
         conversation_id: Uuid,
         except: Uuid,
     ) -> BoxFuture<'_, Result<Option<Value>, DbErr>>;
+
+    /// The stored answer to a user message.
+    fn find_reply(&self, message_id: Uuid) -> BoxFuture<'_, Result<Option<StoredMessage>, DbErr>>;
+
+    /// See [`mark_answer_failed`].
+    fn mark_answer_failed<'a>(
+        &'a self,
+        message_id: Uuid,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<(), DbErr>>;
+
+    /// See [`claim_unanswered`].
+    fn claim_unanswered(
+        &self,
+        claimed_before_secs: u64,
+        within_secs: u64,
+        max_attempts: u32,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<Vec<(Conversation, StoredMessage)>, DbErr>>;
 }
 
 impl TurnStore for DatabaseConnection {
@@ -410,7 +605,7 @@ impl TurnStore for DatabaseConnection {
         role: Role,
         text: &'a str,
         extras: MessageExtras,
-    ) -> BoxFuture<'a, Result<StoredMessage, DbErr>> {
+    ) -> BoxFuture<'a, Result<Inserted, DbErr>> {
         Box::pin(insert_message(self, conversation, role, text, extras))
     }
 
@@ -433,6 +628,34 @@ impl TurnStore for DatabaseConnection {
         except: Uuid,
     ) -> BoxFuture<'_, Result<Option<Value>, DbErr>> {
         Box::pin(latest_intent(self, conversation_id, except))
+    }
+
+    fn find_reply(&self, message_id: Uuid) -> BoxFuture<'_, Result<Option<StoredMessage>, DbErr>> {
+        Box::pin(find_reply(self, message_id))
+    }
+
+    fn mark_answer_failed<'a>(
+        &'a self,
+        message_id: Uuid,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<(), DbErr>> {
+        Box::pin(mark_answer_failed(self, message_id, code))
+    }
+
+    fn claim_unanswered(
+        &self,
+        claimed_before_secs: u64,
+        within_secs: u64,
+        max_attempts: u32,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<Vec<(Conversation, StoredMessage)>, DbErr>> {
+        Box::pin(claim_unanswered(
+            self,
+            claimed_before_secs,
+            within_secs,
+            max_attempts,
+            limit,
+        ))
     }
 }
 

@@ -3,6 +3,8 @@
 //! response). The shop's service token may read any member's conversations.
 
 use crate::analysis::ReplyLanguage;
+use crate::chat::pipeline::Accepted;
+use crate::chat::protocol::MAX_CLIENT_ID_LEN;
 use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
 use crate::errors::{ErrorKind, PublicError};
@@ -306,6 +308,11 @@ async fn list_messages(
 struct PostMessageBody {
     /// The shopper's message (not blank, at most `chat.max_message_chars` characters).
     text: String,
+    /// The client's id for this message (at most 64 bytes), unique per member: send the
+    /// same id again after a failure or timeout and the stored message and reply come back
+    /// instead of a second message (the same id with another text: 409 `client_id_reused`).
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -332,10 +339,12 @@ struct TurnBody {
     security(("member_token" = [])),
     responses(
         (status = 201, description = "The stored message and the reply", body = TurnBody),
+        (status = 200, description = "A retry with a stored `client_id`: the message stored the first time and its reply (answered now if it had none)", body = TurnBody),
         (status = 400, description = "`invalid_message` (blank), `message_too_long` or `invalid_path`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: another member's conversation, or the service token", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        (status = 409, description = "`client_id_reused`: the `client_id` was sent before with another text or conversation", body = ErrorBody),
         (status = 429, description = "`overloaded`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the model, the recommender or the database did not answer", body = ErrorBody),
     )
@@ -356,22 +365,42 @@ async fn post_message(
     let conversation = authorize_conversation(&state.db, &caller, path.into_inner())
         .await
         .map_err(localized)?;
-    let pipeline = &state.chat.pipeline;
+    let pipeline = state.chat.pipeline.clone();
     let text =
         validate_text(&body.text, state.settings.chat.max_message_chars).map_err(localized)?;
-    let message = pipeline
-        .accept(&conversation, text)
+    let client_id = body.client_id.as_deref();
+    if client_id.is_some_and(|id| id.len() > MAX_CLIENT_ID_LEN) {
+        return Err(ConversationsError::InvalidParameter(format!(
+            "client_id is longer than {MAX_CLIENT_ID_LEN} bytes"
+        )));
+    }
+    let accepted = pipeline
+        .accept(&conversation, text, client_id)
         .await
         .map_err(localized)?;
+    let message = accepted.message().clone();
+    let retry = matches!(accepted, Accepted::Retry { .. });
+    // Answered on its own task: a client that disconnects does not cancel the turn (the
+    // reply is stored, and a retry with the client id gets it).
+    let answering = actix_web::rt::spawn(async move {
+        let answer = pipeline.answer(&conversation, accepted).await;
+        (conversation, answer)
+    });
+    let (_, answer) = answering.await.map_err(|e| {
+        tracing::error!(error = %e, "chat turn task failed");
+        localized(ChatError::Unavailable("the turn's task failed".into()))
+    })?;
     let Reply {
         message: reply,
         products,
         intent,
-    } = pipeline
-        .respond(&conversation, &message)
-        .await
-        .map_err(localized)?;
-    Ok(HttpResponse::Created().json(TurnBody {
+    } = answer.map_err(localized)?;
+    let mut response = if retry {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Created()
+    };
+    Ok(response.json(TurnBody {
         message,
         reply: ReplyBody {
             message: reply,

@@ -315,7 +315,8 @@ async fn a_stored_message_and_its_event_are_written_together() {
         MessageExtras::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .into_message();
     let row = app
         .db
         .query_one_raw(Statement::from_sql_and_values(

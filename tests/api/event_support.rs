@@ -466,6 +466,18 @@ impl ServiceProcess {
                 settings.events.trending_half_life_secs.to_string(),
             )
             .env(
+                "CONVREC__EVENTS__IDEMPOTENT_PRODUCER",
+                settings.events.idempotent_producer.to_string(),
+            )
+            .env(
+                "CONVREC__CHAT__UNANSWERED_AFTER_SECS",
+                settings.chat.unanswered_after_secs.to_string(),
+            )
+            .env(
+                "CONVREC__CHAT__RECOVERY_INTERVAL_SECS",
+                settings.chat.recovery_interval_secs.to_string(),
+            )
+            .env(
                 "CONVREC__RATE_LIMIT__ENABLED",
                 settings.rate_limit.enabled.to_string(),
             )
