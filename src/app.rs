@@ -3,6 +3,7 @@
 use crate::actors::dependency_monitor::{Dependencies, DependencyMonitor};
 use crate::actors::embedding::start_embeddings;
 use crate::actors::search_indexer::SearchIndexer;
+use crate::actors::supervision::{StartSupervised, SupervisedActor};
 use crate::config::{ModelSettings, Settings};
 use crate::embeddings::EmbeddingService;
 use crate::http::search::SearchState;
@@ -13,7 +14,7 @@ use crate::ml::Embedder;
 use crate::redis::{RedisKeys, RedisPool};
 use crate::search::metrics::SearchMetrics;
 use crate::search::SearchClient;
-use actix::{Actor, Addr};
+use actix::Addr;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
@@ -35,6 +36,8 @@ pub struct Application {
     /// Chat message → shopping intent, and products → reply: the LLM, or the local fallback
     /// and template (the chat pipeline holds them; here for tests that call them directly).
     pub language: crate::llm::Language,
+    /// Every long-lived actor, each under a supervisor (`actors::supervision`).
+    pub supervised: Vec<SupervisedActor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +117,7 @@ fn start_monitor(
         metrics.clone(),
         Duration::from_secs(settings.server.readiness_interval_secs.max(1)),
     )
-    .start())
+    .start_supervised())
 }
 
 /// The chat: its metrics and the message pipeline over the intent
@@ -186,7 +189,7 @@ async fn start_search(
         Duration::from_secs(es.product_sync_interval_secs.max(1)),
         ready,
     )
-    .start();
+    .start_supervised();
     Ok(Search {
         indexer,
         http: SearchState {
@@ -244,8 +247,13 @@ impl Application {
         };
         let (embeddings, embedding_batcher) = start(api_model);
         // Each model has its own workers, batcher and cache keys (the model id is in them).
+        let mut batchers = vec![embedding_batcher.clone()];
         let content_embeddings = content_model
-            .map(|model| start(model).0)
+            .map(|model| {
+                let (service, batcher) = start(model);
+                batchers.push(batcher);
+                service
+            })
             .unwrap_or_else(|| embeddings.clone());
 
         let search = start_search(&settings, &db, &content_embeddings, &metrics).await?;
@@ -323,6 +331,22 @@ impl Application {
             // A socket whose instance died stops counting after two client timeouts.
             std::time::Duration::from_secs(settings.chat.client_timeout_secs.max(1) * 2),
         ));
+        let mut supervised = vec![
+            SupervisedActor::new("dependency_monitor", &monitor),
+            SupervisedActor::new("search_indexer", &search.indexer),
+        ];
+        supervised.extend(
+            batchers
+                .iter()
+                .map(|batcher| SupervisedActor::new("embedding_batcher", batcher)),
+        );
+        supervised.extend(
+            recommender
+                .pool()
+                .iter()
+                .map(|actor| SupervisedActor::new("recommender", actor)),
+        );
+        supervised.extend(events.supervised.iter().cloned());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db,
@@ -364,6 +388,7 @@ impl Application {
             state,
             events,
             language,
+            supervised,
         })
     }
 

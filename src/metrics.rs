@@ -29,6 +29,19 @@ pub struct Metrics {
     pub cache_errors: IntCounterVec,
 }
 
+/// Restarts of the long-lived actors by actor (`actors::supervision`). One counter for the
+/// process, shared by every registry made in it (an instance has one).
+pub static ACTOR_RESTARTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "actor_restarts_total",
+            "Long-lived actors restarted by their supervisor after they stopped or failed, by actor",
+        ),
+        &["actor"],
+    )
+    .expect("valid metric")
+});
+
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
@@ -104,7 +117,8 @@ impl Metrics {
             &["operation"],
         )
         .expect("valid metric");
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+            Box::new(ACTOR_RESTARTS.clone()),
             Box::new(http_requests.clone()),
             Box::new(dependency_up.clone()),
             Box::new(embedding_requests.clone()),

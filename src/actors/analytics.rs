@@ -168,6 +168,10 @@ impl Actor for Analytics {
     }
 }
 
+crate::actors::supervision::supervised!(Analytics, "analytics", |analytics| {
+    analytics.rebuilding.store(false, Ordering::Release);
+});
+
 impl Handler<ApplyEvent> for Analytics {
     type Result = ResponseFuture<Result<(), ApplyError>>;
 

@@ -232,6 +232,10 @@ impl Actor for DependencyMonitor {
     }
 }
 
+crate::actors::supervision::supervised!(DependencyMonitor, "dependency_monitor", |monitor| {
+    monitor.probing = false;
+});
+
 /// The latest probe results, one per dependency.
 #[derive(Message)]
 #[rtype(result = "Vec<DependencyState>")]

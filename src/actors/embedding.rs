@@ -7,6 +7,7 @@
 //! front stays pure bookkeeping.
 
 use crate::actors::embedding_batcher::{BatchPolicy, EmbeddingBatcher};
+use crate::actors::supervision::StartSupervised;
 use crate::cache::{CacheConfig, EmbeddingCache};
 use crate::config::EmbeddingSettings;
 use crate::embeddings::{EmbeddingService, ModelInfo};
@@ -130,7 +131,7 @@ pub fn start_embeddings(
         BatchPolicy::from(settings),
         metrics.clone(),
     )
-    .start();
+    .start_supervised();
     let cache = EmbeddingCache::new(
         redis,
         CacheConfig {

@@ -326,6 +326,17 @@ impl Actor for EmbeddingBatcher {
     }
 }
 
+// The batches in flight when it stopped were dropped with it: every waiting request is
+// dropped too (its caller gets `unavailable` at once rather than waiting forever).
+crate::actors::supervision::supervised!(EmbeddingBatcher, "embedding_batcher", |batcher| {
+    batcher.requests.clear();
+    batcher.queue.clear();
+    batcher.waiting = 0;
+    batcher.in_flight = 0;
+    batcher.timer = None;
+    batcher.publish_depth();
+});
+
 impl Handler<Embed> for EmbeddingBatcher {
     type Result = PendingReply;
 

@@ -7,6 +7,7 @@ use crate::actors::kafka_ingress::KafkaIngress;
 use crate::actors::outbox_dispatcher::OutboxDispatcher;
 use crate::actors::preference::PreferenceActor;
 use crate::actors::recommendation_cache::RecommendationCache;
+use crate::actors::supervision::{StartSupervised, SupervisedActor};
 use crate::config::Settings;
 use crate::events::apply::ApplyEvent;
 use crate::events::metrics::EventMetrics;
@@ -25,6 +26,8 @@ pub struct Events {
     pub metrics: EventMetrics,
     pub dispatcher: Option<Addr<OutboxDispatcher>>,
     pub ingress: Vec<Addr<KafkaIngress>>,
+    /// Every actor of the backbone, each under a supervisor.
+    pub supervised: Vec<SupervisedActor>,
 }
 
 /// Registers the metrics and, when `events.enabled`, creates the topics (or leaves that to
@@ -49,6 +52,7 @@ pub async fn start(
             metrics,
             dispatcher: None,
             ingress: Vec::new(),
+            supervised: Vec::new(),
         });
     }
     let kafka = &settings.kafka;
@@ -83,16 +87,16 @@ pub async fn start(
         Duration::from_millis(events.delivery_timeout_ms),
         events.idempotent_producer,
     )?
-    .start();
+    .start_supervised();
     let dispatcher = OutboxDispatcher::new(
         db.clone(),
-        egress,
+        egress.clone(),
         kafka.clone(),
         events.clone(),
         metrics.clone(),
         topics_ready,
     )
-    .start();
+    .start_supervised();
 
     let analytics = Analytics::new(
         db.clone(),
@@ -101,9 +105,9 @@ pub async fn start(
         Duration::from_secs(events.trending_half_life_secs.max(1)),
         Duration::from_secs(events.outbox_retention_hours.max(1) * 3600),
     )
-    .start();
+    .start_supervised();
     let redis_for_preferences = redis.clone();
-    let recommendation = RecommendationCache::new(redis, keys.clone()).start();
+    let recommendation = RecommendationCache::new(redis, keys.clone()).start_supervised();
     // Messages are analysed (LLM or the local fallback) and merged into the profile.
     let preference = PreferenceActor::new(
         db.clone(),
@@ -112,7 +116,7 @@ pub async fn start(
         settings.recommender.preference_cache_ttl_secs,
         analyzer,
     )
-    .start();
+    .start_supervised();
     let mut ingress = Vec::new();
     for group in ConsumerGroup::ALL {
         let owner: Recipient<ApplyEvent> = match group {
@@ -121,11 +125,26 @@ pub async fn start(
             ConsumerGroup::EsSync => es_sync.clone(),
             ConsumerGroup::PreferenceAnalysis => preference.clone().recipient(),
         };
-        ingress.push(KafkaIngress::new(group, kafka, owner, db.clone(), metrics.clone())?.start());
+        ingress.push(
+            KafkaIngress::new(group, kafka, owner, db.clone(), metrics.clone())?.start_supervised(),
+        );
     }
+    let mut supervised = vec![
+        SupervisedActor::new("kafka_egress", &egress),
+        SupervisedActor::new("outbox_dispatcher", &dispatcher),
+        SupervisedActor::new("analytics", &analytics),
+        SupervisedActor::new("recommendation_cache", &recommendation),
+        SupervisedActor::new("preference", &preference),
+    ];
+    supervised.extend(
+        ingress
+            .iter()
+            .map(|consumer| SupervisedActor::new("kafka_ingress", consumer)),
+    );
     Ok(Events {
         metrics,
         dispatcher: Some(dispatcher),
         ingress,
+        supervised,
     })
 }

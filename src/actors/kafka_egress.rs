@@ -75,6 +75,8 @@ impl Actor for KafkaEgress {
     type Context = Context<Self>;
 }
 
+crate::actors::supervision::supervised!(KafkaEgress, "kafka_egress");
+
 /// One record to publish; `topic` is the name without the deployment's prefix.
 #[derive(Debug, Clone)]
 pub struct OutboundRecord {

@@ -88,7 +88,7 @@ pub struct KafkaIngress {
     db: DatabaseConnection,
     metrics: EventMetrics,
     topic_prefix: String,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl KafkaIngress {
@@ -145,7 +145,7 @@ impl KafkaIngress {
 impl Actor for KafkaIngress {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         let worker = Worker {
             group: self.group,
             consumer: self.consumer.clone(),
@@ -156,7 +156,19 @@ impl Actor for KafkaIngress {
         };
         // A runtime task rather than one in the actor's local set: dropped at shutdown where
         // sqlx can still return an in-use connection.
-        self.task = Some(tokio::spawn(worker.run()));
+        let task = tokio::spawn(worker.run());
+        self.task = Some(task.abort_handle());
+        // The loop ends only by failing: the actor stops and its supervisor starts a new loop
+        // on the same consumer (still subscribed; uncommitted records come again).
+        let group = self.group.base_name();
+        ctx.spawn(task.into_actor(self).map(move |outcome, _, ctx| {
+            match outcome {
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => tracing::error!(group, error = %e, "consume loop panicked"),
+                Ok(()) => tracing::error!(group, "consume loop ended"),
+            }
+            ctx.stop();
+        }));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -165,6 +177,8 @@ impl Actor for KafkaIngress {
         }
     }
 }
+
+crate::actors::supervision::supervised!(KafkaIngress, "kafka_ingress");
 
 /// The consume loop; one record at a time per group keeps per-member order.
 struct Worker {

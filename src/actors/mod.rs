@@ -15,3 +15,4 @@ pub mod preference;
 pub mod recommendation_cache;
 pub mod recommender;
 pub mod search_indexer;
+pub mod supervision;

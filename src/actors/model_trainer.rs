@@ -7,8 +7,10 @@
 use crate::recommend::cf::{CfConfig, ServedNeighbours};
 use crate::recommend::cf_store::{self, TrainOutcome};
 use actix::prelude::*;
+use futures::FutureExt;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use sea_orm::DatabaseConnection;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// Trainings and the version served, for operators.
@@ -63,7 +65,13 @@ impl Trainer {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                self.once().await;
+                // A tick that panics is counted as an error; the loop goes on.
+                if AssertUnwindSafe(self.once()).catch_unwind().await.is_err() {
+                    tracing::error!("collaborative training tick panicked");
+                    if let Some(metrics) = &self.metrics {
+                        metrics.trainings.with_label_values(&["error"]).inc();
+                    }
+                }
             }
         });
     }

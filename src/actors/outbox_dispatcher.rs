@@ -168,6 +168,8 @@ impl Actor for OutboxDispatcher {
     }
 }
 
+crate::actors::supervision::supervised!(OutboxDispatcher, "outbox_dispatcher");
+
 /// The delay before retry number `attempt` (1-based), by the outbox's backoff settings.
 fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
     Backoff::new(

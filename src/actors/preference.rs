@@ -55,6 +55,8 @@ impl Actor for PreferenceActor {
     type Context = Context<Self>;
 }
 
+crate::actors::supervision::supervised!(PreferenceActor, "preference");
+
 fn retry(e: impl std::fmt::Display) -> ApplyError {
     ApplyError::Retry(e.to_string())
 }

@@ -24,6 +24,8 @@ impl Actor for RecommendationCache {
     type Context = Context<Self>;
 }
 
+crate::actors::supervision::supervised!(RecommendationCache, "recommendation_cache");
+
 impl Handler<ApplyEvent> for RecommendationCache {
     type Result = ResponseFuture<Result<(), ApplyError>>;
 

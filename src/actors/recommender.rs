@@ -45,6 +45,8 @@ impl Actor for RecommenderActor {
     type Context = Context<Self>;
 }
 
+crate::actors::supervision::supervised!(RecommenderActor, "recommender");
+
 impl Handler<Recommend> for RecommenderActor {
     // Atomic: one list at a time per actor, so the pool size bounds the work in flight.
     type Result = AtomicResponse<Self, Result<Vec<RecommendedProduct>, RecommendError>>;
@@ -157,6 +159,11 @@ pub struct Recommender {
 }
 
 impl Recommender {
+    /// The pool's actors (each under a supervisor on its own thread).
+    pub fn pool(&self) -> &[Addr<RecommenderActor>] {
+        &self.actors
+    }
+
     /// Starts `pool_size` actors over `engine`, and the model trainer's loop
     /// ([`Trainer`]) on one more arbiter: it trains when due (one instance at a time) and
     /// loads every newer model version into `engine.cf`.
@@ -173,7 +180,8 @@ impl Recommender {
             .iter()
             .map(|arbiter| {
                 let engine = engine.clone();
-                RecommenderActor::start_in_arbiter(arbiter, move |_| RecommenderActor { engine })
+                // Supervised: a stopped actor comes back on its thread, same address.
+                Supervisor::start_in_arbiter(arbiter, move |_| RecommenderActor { engine })
             })
             .collect();
         let cf = engine.cf.clone();

@@ -91,6 +91,10 @@ impl Actor for SearchIndexer {
     }
 }
 
+crate::actors::supervision::supervised!(SearchIndexer, "search_indexer", |indexer| {
+    indexer.syncing = false;
+});
+
 /// Index the products changed since the last sync.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -41,6 +41,8 @@ pub(crate) struct TestApp {
     pub(crate) state: actix_web::web::Data<AppState>,
     /// Its intent analyser and reply writer (the LLM's, or the local ones).
     pub(crate) language: convrec::llm::Language,
+    /// Its long-lived actors, each under a supervisor.
+    pub(crate) supervised: Vec<convrec::actors::supervision::SupervisedActor>,
 }
 
 /// Replaces the database name of a `postgres://…/name` URL.
@@ -112,6 +114,7 @@ impl TestAppBuilder {
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
         let language = app.language.clone();
+        let supervised = app.supervised.clone();
         actix_web::rt::spawn(app.run_until_stopped());
         Ok(TestApp {
             address,
@@ -126,6 +129,7 @@ impl TestAppBuilder {
             settings,
             state,
             language,
+            supervised,
         })
     }
 

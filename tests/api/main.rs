@@ -35,4 +35,5 @@ mod profile_ranking;
 mod recommendations;
 mod search;
 mod shared_state;
+mod supervision;
 mod ws_fuzz;
