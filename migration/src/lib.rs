@@ -18,6 +18,7 @@ mod m20261203_000007_korean_lexical;
 mod m20261203_000021_embedding_model;
 mod m20261203_000022_event_idempotency_keys;
 mod m20261203_000023_model_versions;
+mod m20261215_000030_interaction_rejections;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000021_embedding_model::Migration),
             Box::new(m20261203_000022_event_idempotency_keys::Migration),
             Box::new(m20261203_000023_model_versions::Migration),
+            Box::new(m20261215_000030_interaction_rejections::Migration),
         ]
     }
 }
