@@ -126,6 +126,8 @@ fn start_chat(
     ranker: Arc<dyn crate::recommend::ProductRanker>,
     analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
     writer: Arc<dyn crate::reply::ReplyWriter>,
+    redis: &RedisPool,
+    keys: &RedisKeys,
     metrics: &Metrics,
 ) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
@@ -137,7 +139,13 @@ fn start_chat(
         writer,
         settings.chat.clone(),
         chat_metrics.clone(),
-    );
+    )
+    .with_feedback(Arc::new(crate::chat::feedback::PgFeedback {
+        db: db.clone(),
+        redis: redis.clone(),
+        keys: keys.clone(),
+        cache_timeout: Duration::from_millis(settings.recommender.cache_timeout_ms.max(1)),
+    }));
     crate::chat::ChatState {
         pipeline: Arc::new(pipeline),
         metrics: chat_metrics,
@@ -302,6 +310,8 @@ impl Application {
             Arc::new(recommender.clone()),
             language.analyzer.clone(),
             language.writer.clone(),
+            &redis,
+            &keys,
             &metrics,
         );
         // Rate limits shared by the instances through the cache Redis (a bucket lost to

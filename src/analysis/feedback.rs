@@ -65,10 +65,34 @@ const MARKER_REACH: usize = 14;
 /// Words pointing at everything the previous reply showed; rejected when a rejection word
 /// stands beside them.
 const THOSE_SHOWN: &[&str] = &[
-    "그거", "그것", "그건", "그걸", "이거", "이것", "이건", "이걸", "저거", "저것", "저건", "그 제품",
-    "이 제품", "그 상품", "이 상품", "추천해준 거", "추천해 준 거", "추천한 거", "보여준 거",
-    "보여 준 거", "that one", "this one", "those", "these", "them", "it",
-    "that", "this",
+    "그거",
+    "그것",
+    "그건",
+    "그걸",
+    "이거",
+    "이것",
+    "이건",
+    "이걸",
+    "저거",
+    "저것",
+    "저건",
+    "그 제품",
+    "이 제품",
+    "그 상품",
+    "이 상품",
+    "추천해준 거",
+    "추천해 준 거",
+    "추천한 거",
+    "보여준 거",
+    "보여 준 거",
+    "that one",
+    "this one",
+    "those",
+    "these",
+    "them",
+    "it",
+    "that",
+    "this",
 ];
 /// Rejection words written after what they reject (Korean).
 const REJECT_AFTER: &[&str] = &[
@@ -147,15 +171,11 @@ const ALSO: &[&str] = &[
 ];
 /// What stops a rejection word reaching a target ("그거 좋은데 빨간색 말고": the products are
 /// liked, the colour is not).
-const STOPS: &[&str] = &[".", "!", "?", ",", "but", "인데", "는데", "좋", "지만", "대신"];
-/// Phrases that look like a rejection and are not.
-const NOT_REJECTION: &[&str] = &[
-    "not bad",
-    "no problem",
-    "나쁘지 않",
-    "아니면",
-    "아닌가",
+const STOPS: &[&str] = &[
+    ".", "!", "?", ",", "but", "인데", "는데", "좋", "지만", "대신",
 ];
+/// Phrases that look like a rejection and are not.
+const NOT_REJECTION: &[&str] = &["not bad", "no problem", "나쁘지 않", "아니면", "아닌가"];
 
 /// Price complaints ("너무 비싸요", "something cheaper"): the ceiling moves below the shown
 /// prices. Korean "싼 거" counts only where it is not "비싼 거" (expensive ones).
@@ -193,7 +213,15 @@ const PRICE_COMPLAINTS: &[&str] = &[
     "out of my budget",
     "out of my price range",
 ];
-const CHEAP_ONES: &[&str] = &["싼 거", "싼거", "싼 걸", "싼걸", "싼 것", "싼 제품", "싼 상품"];
+const CHEAP_ONES: &[&str] = &[
+    "싼 거",
+    "싼거",
+    "싼 걸",
+    "싼걸",
+    "싼 것",
+    "싼 제품",
+    "싼 상품",
+];
 /// "비싸도 괜찮아요": expensive is fine.
 const PRICE_FINE: &[&str] = &[
     "비싸도 괜찮",
@@ -282,17 +310,25 @@ pub fn apply(
     let all: Vec<usize> = (0..shown.len()).collect();
 
     match target(&text, shown) {
-        Some(Target::Some(positions)) => reject(&positions, RejectionReason::Product, &mut feedback),
+        Some(Target::Some(positions)) => {
+            reject(&positions, RejectionReason::Product, &mut feedback)
+        }
         Some(Target::All) => reject(&all, RejectionReason::Product, &mut feedback),
         None => {}
     }
 
     if complains_about_price(&text) {
+        let old_floor = previous
+            .and_then(|p| p.price_range)
+            .and_then(|r| r.min_minor);
         if let Some(ceiling) = ceiling_below(shown) {
             let range = intent.price_range.get_or_insert_with(PriceRange::default);
             let max = range.max_minor.map_or(ceiling, |max| max.min(ceiling));
             range.max_minor = Some(max);
-            if range.min_minor.is_some_and(|min| min > max) {
+            // The shopper is moving down: a floor carried over ("10만원 이상") no longer
+            // holds; one this message names does, below the ceiling.
+            let carried = range.min_minor.is_some() && range.min_minor == old_floor;
+            if carried || range.min_minor.is_some_and(|min| min > max) {
                 range.min_minor = None;
             }
             feedback.price_ceiling = Some(max);
@@ -437,7 +473,9 @@ fn target(text: &str, shown: &[ShownProduct]) -> Option<Target> {
 fn rejected_here(text: &str, start: usize, end: usize) -> bool {
     let near = |gap: &str| {
         gap.chars().count() <= MARKER_REACH
-            && !STOPS.iter().any(|stop| !find_term(gap, stop, false).is_empty())
+            && !STOPS
+                .iter()
+                .any(|stop| !find_term(gap, stop, false).is_empty())
     };
     let after = REJECT_AFTER.iter().any(|marker| {
         text[end..]
@@ -575,7 +613,8 @@ mod tests {
             assert!(shown()
                 .iter()
                 .all(|p| p.price_minor.unwrap() > range.max_minor.unwrap()));
-            assert_eq!(range.min_minor, Some(50_000), "{message}");
+            // The old floor goes: the shopper is moving down.
+            assert_eq!(range.min_minor, None, "{message}");
             assert_eq!(feedback.price_ceiling, Some(88_000), "{message}");
             assert_eq!(feedback.rejected, ids(&[1, 2, 3]), "{message}");
             assert_eq!(feedback.reason, Some(RejectionReason::Price), "{message}");
@@ -583,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lower_price_the_shopper_names_wins_and_a_floor_above_the_ceiling_goes() {
+    fn a_lower_price_the_shopper_names_wins_and_the_old_floor_goes() {
         let (_, intent) = turn("너무 비싸요 5만원 이하로", &ShoppingIntent::empty());
         assert_eq!(intent.price_range.unwrap().max_minor, Some(50_000));
         let previous = ShoppingIntent {
@@ -621,9 +660,17 @@ mod tests {
             colors: vec!["red".into()],
             ..ShoppingIntent::empty()
         };
-        for message in ["빨간색 말고", "빨간색은 이제 싫어요", "no more red", "not red"] {
+        for message in [
+            "빨간색 말고",
+            "빨간색은 이제 싫어요",
+            "no more red",
+            "not red",
+        ] {
             let (feedback, intent) = turn(message, &previous);
-            assert!(intent.excluded_colors.contains(&"red".to_string()), "{message}");
+            assert!(
+                intent.excluded_colors.contains(&"red".to_string()),
+                "{message}"
+            );
             assert!(!intent.colors.contains(&"red".to_string()), "{message}");
             assert_eq!(feedback.rejected, ids(&[2]), "{message}");
             assert_eq!(feedback.reason, Some(RejectionReason::Color), "{message}");
@@ -641,7 +688,10 @@ mod tests {
     fn nothing_shown_nothing_rejected() {
         let analyzer = FallbackAnalyzer::new(Vec::new(), 1_400.0);
         let mut intent = analyzer.analyze_message("너무 비싸요", None);
-        assert_eq!(apply("너무 비싸요", &[], None, &mut intent), Feedback::default());
+        assert_eq!(
+            apply("너무 비싸요", &[], None, &mut intent),
+            Feedback::default()
+        );
         assert!(intent.price_range.is_none());
     }
 }

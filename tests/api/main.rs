@@ -4,6 +4,7 @@
 mod analytics_rebuild;
 mod authz;
 mod chat_e2e;
+mod chat_feedback;
 mod chat_language;
 mod chat_learning;
 mod chat_support;
