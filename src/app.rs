@@ -118,7 +118,9 @@ fn start_monitor(
 }
 
 /// The chat: its metrics and the message pipeline over the intent
-/// analyser, the hybrid recommender and the reply writer.
+/// analyser, the hybrid recommender and the reply writer, reading each message as feedback
+/// on the previous reply (through the database and the cache Redis).
+#[allow(clippy::too_many_arguments)]
 fn start_chat(
     settings: &Settings,
     db: &DatabaseConnection,
