@@ -121,7 +121,9 @@ fn start_monitor(
 }
 
 /// The chat: its metrics and the message pipeline over the intent
-/// analyser, the hybrid recommender and the reply writer.
+/// analyser, the hybrid recommender and the reply writer, reading each message as feedback
+/// on the previous reply (through the database and the cache Redis).
+#[allow(clippy::too_many_arguments)]
 fn start_chat(
     settings: &Settings,
     db: &DatabaseConnection,
@@ -129,6 +131,8 @@ fn start_chat(
     ranker: Arc<dyn crate::recommend::ProductRanker>,
     analyzer: Arc<dyn crate::intent::IntentAnalyzer>,
     writer: Arc<dyn crate::reply::ReplyWriter>,
+    redis: &RedisPool,
+    keys: &RedisKeys,
     metrics: &Metrics,
 ) -> crate::chat::ChatState {
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics.registry);
@@ -140,7 +144,13 @@ fn start_chat(
         writer,
         settings.chat.clone(),
         chat_metrics.clone(),
-    );
+    )
+    .with_feedback(Arc::new(crate::chat::feedback::PgFeedback {
+        db: db.clone(),
+        redis: redis.clone(),
+        keys: keys.clone(),
+        cache_timeout: Duration::from_millis(settings.recommender.cache_timeout_ms.max(1)),
+    }));
     let pipeline = Arc::new(pipeline);
     crate::actors::chat_recovery::start(pipeline.clone());
     crate::chat::ChatState {
@@ -312,6 +322,8 @@ impl Application {
             Arc::new(recommender.clone()),
             language.analyzer.clone(),
             language.writer.clone(),
+            &redis,
+            &keys,
             &metrics,
         );
         // Rate limits shared by the instances through the cache Redis (a bucket lost to

@@ -396,6 +396,11 @@ pub struct RecommenderSettings {
     pub profile_weight: f32,
     /// Half-life of the learned profile's strength, in days since its last event.
     pub profile_half_life_days: f32,
+    /// What a product the member turned down in the chat loses from its total in their
+    /// lists, fresh (`recommend::rejection`); 0 turns the penalty off.
+    pub rejection_weight: f32,
+    /// Half-life of a rejection's penalty, in days since it was said (0: no decay).
+    pub rejection_half_life_days: f32,
 }
 
 /// The collaborative model (`recommender.cf_model`); also its `model_versions.kind`.
@@ -602,6 +607,8 @@ diversity_threshold = 0.9
 history_items = 20
 profile_weight = 0.3
 profile_half_life_days = 30.0
+rejection_weight = 1.0
+rejection_half_life_days = 14.0
 
 [llm]
 base_url = ""
@@ -688,6 +695,11 @@ impl Settings {
         for (name, value) in [
             ("profile_weight", recommender.profile_weight),
             ("profile_half_life_days", recommender.profile_half_life_days),
+            ("rejection_weight", recommender.rejection_weight),
+            (
+                "rejection_half_life_days",
+                recommender.rejection_half_life_days,
+            ),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("recommender.{name} must be a non-negative number"));

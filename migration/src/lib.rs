@@ -19,6 +19,7 @@ mod m20261203_000021_embedding_model;
 mod m20261203_000022_event_idempotency_keys;
 mod m20261203_000023_model_versions;
 mod m20261203_000024_chat_exactly_once;
+mod m20261203_000025_interaction_rejections;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000022_event_idempotency_keys::Migration),
             Box::new(m20261203_000023_model_versions::Migration),
             Box::new(m20261203_000024_chat_exactly_once::Migration),
+            Box::new(m20261203_000025_interaction_rejections::Migration),
         ]
     }
 }

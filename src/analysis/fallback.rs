@@ -411,7 +411,7 @@ fn merge_wanted_and_excluded(
 
 /// Byte spans of `needle` in `text`. ASCII needles match whole words (a plural `s` or `es`
 /// included); others match anywhere, or only where no Hangul precedes when `word_start`.
-fn find_term(text: &str, needle: &str, word_start: bool) -> Vec<(usize, usize)> {
+pub(crate) fn find_term(text: &str, needle: &str, word_start: bool) -> Vec<(usize, usize)> {
     if needle.is_empty() {
         return Vec::new();
     }
@@ -451,7 +451,7 @@ fn find_term(text: &str, needle: &str, word_start: bool) -> Vec<(usize, usize)> 
     spans
 }
 
-fn contains_any(text: &str, phrases: &[&str]) -> bool {
+pub(crate) fn contains_any(text: &str, phrases: &[&str]) -> bool {
     phrases
         .iter()
         .any(|phrase| !find_term(text, phrase, false).is_empty())

@@ -1,7 +1,9 @@
-//! Local intent analysis: the rule-based analyser for when no LLM answers, and the labels
-//! and language detection that replies and explanations share.
+//! Local intent analysis: the rule-based analyser for when no LLM answers, the rules that
+//! read a message as feedback on the previous reply, and the labels and language detection
+//! that replies and explanations share.
 
 pub mod fallback;
+pub mod feedback;
 pub mod labels;
 pub mod language;
 pub mod lexicon;

@@ -2,6 +2,7 @@
 //! WebSocket sessions and the REST API, the socket's JSON frames (protocol) and its metrics.
 //! The frame protocol is documented in docs/chat-protocol.md.
 
+pub mod feedback;
 pub mod frame_guard;
 pub mod metrics;
 pub mod pipeline;

@@ -9,7 +9,8 @@
 //! none yet, is answered now; a reply is stored at most once per message, whoever computes it;
 //! a message whose instance died mid-turn is answered by [`ChatPipeline::answer_unanswered`].
 
-use crate::analysis::ReplyLanguage;
+use crate::analysis::{feedback, ReplyLanguage};
+use crate::chat::feedback::FeedbackStore;
 use crate::chat::store::{Conversation, Inserted, MessageExtras, Role, StoredMessage, TurnStore};
 use crate::chat::{ChatError, ChatMetrics};
 use crate::config::ChatSettings;
@@ -91,6 +92,8 @@ pub struct ChatPipeline {
     writer: Arc<dyn ReplyWriter>,
     settings: ChatSettings,
     metrics: ChatMetrics,
+    /// Dialogue as feedback (`analysis::feedback`); without it a turn ignores rejections.
+    feedback: Option<Arc<dyn FeedbackStore>>,
 }
 
 impl ChatPipeline {
@@ -111,7 +114,15 @@ impl ChatPipeline {
             writer,
             settings,
             metrics,
+            feedback: None,
         }
+    }
+
+    /// Reads each message as feedback on the previous reply: rejected products are left out
+    /// for the rest of the conversation and recorded, a price complaint lowers the ceiling.
+    pub fn with_feedback(mut self, feedback: Arc<dyn FeedbackStore>) -> Self {
+        self.feedback = Some(feedback);
+        self
     }
 
     pub fn settings(&self) -> &ChatSettings {
@@ -269,13 +280,17 @@ impl ChatPipeline {
             })
             .await?;
 
-        let analyzed = self
+        let (analyzed, exclude) = self
             .stage("analyze", async {
                 let previous = self.previous_intent(conversation.id, message.id).await?;
-                let analyzed = self.analyzer.analyze(text, previous.as_ref()).await;
+                let mut analyzed = self.analyzer.analyze(text, previous.as_ref()).await;
+                // Before the intent is stored: a lowered price ceiling carries over.
+                let exclude = self
+                    .apply_feedback(conversation, message, previous.as_ref(), &mut analyzed)
+                    .await;
                 let stored = serde_json::to_value(&analyzed).expect("intents serialise");
                 self.store.set_intent(message.id, stored).await?;
-                Ok::<_, ChatError>(analyzed)
+                Ok::<_, ChatError>((analyzed, exclude))
             })
             .await?;
 
@@ -288,7 +303,7 @@ impl ChatPipeline {
                     query_embedding: Some(embedding),
                     intent: analyzed.intent.clone(),
                     limit: self.settings.recommendation_limit,
-                    exclude: Vec::new(),
+                    exclude,
                     language: ReplyLanguage::detect(text),
                 }),
             )
@@ -344,6 +359,52 @@ impl ChatPipeline {
             products,
             intent: analyzed,
         })
+    }
+
+    /// Dialogue as feedback: what `message` turned down of the previous reply is recorded and
+    /// a price complaint moves `analyzed`'s ceiling (`analysis::feedback`); answers every
+    /// product the conversation has turned down, for the ranker to leave out. A failure here
+    /// costs the turn its feedback, never its answer.
+    async fn apply_feedback(
+        &self,
+        conversation: &Conversation,
+        message: &StoredMessage,
+        previous: Option<&ShoppingIntent>,
+        analyzed: &mut AnalyzedIntent,
+    ) -> Vec<Uuid> {
+        let Some(store) = &self.feedback else {
+            return Vec::new();
+        };
+        let work = async {
+            let shown = store.shown_before(conversation.id, message).await?;
+            let said = feedback::apply(&message.text, &shown, previous, &mut analyzed.intent);
+            if let Some(reason) = said.reason {
+                tracing::info!(
+                    conversation = %conversation.id,
+                    rejected = said.rejected.len(),
+                    reason = reason.as_str(),
+                    ceiling = ?said.price_ceiling,
+                    "the shopper turned products down"
+                );
+                store
+                    .record(conversation, message.id, &said.rejected, reason)
+                    .await?;
+            }
+            let mut exclude = store.rejected_in(conversation.id).await?;
+            for id in said.rejected {
+                if !exclude.contains(&id) {
+                    exclude.push(id);
+                }
+            }
+            Ok::<_, sea_orm::DbErr>(exclude)
+        };
+        match work.await {
+            Ok(exclude) => exclude,
+            Err(error) => {
+                tracing::warn!(conversation = %conversation.id, %error, "feedback not applied");
+                Vec::new()
+            }
+        }
     }
 
     /// The conversation's intent so far (from its latest analysed user message).

@@ -29,6 +29,10 @@ pub enum EventType {
     AnalyticsRecorded,
     #[serde(rename = "purchase_pattern.analyzed")]
     PurchasePatternAnalyzed,
+    /// The shopper turned products down in the chat (docs/intent.md#dialogue-as-feedback);
+    /// the payload is a [`RejectionPayload`].
+    #[serde(rename = "product.rejected")]
+    ProductRejected,
 }
 
 impl EventType {
@@ -41,6 +45,7 @@ impl EventType {
             EventType::RecommendationServed => Topic::RecommendationEvents,
             EventType::AnalyticsRecorded => Topic::AnalyticsEvents,
             EventType::PurchasePatternAnalyzed => Topic::PurchasePatternAnalyzed,
+            EventType::ProductRejected => Topic::UserBehavior,
         }
     }
 
@@ -50,6 +55,7 @@ impl EventType {
             EventType::ProductViewed => Some(InteractionKind::View),
             EventType::CartAdded => Some(InteractionKind::Cart),
             EventType::OrderCompleted => Some(InteractionKind::Order),
+            EventType::ProductRejected => Some(InteractionKind::Reject),
             _ => None,
         }
     }
@@ -120,6 +126,19 @@ impl Envelope {
         )
         .then(|| serde_json::from_value(self.payload.clone()))
     }
+}
+
+/// The payload of `product.rejected`: what the shopper turned down, and in which message.
+/// Not an [`InteractionPayload`] (so [`Envelope::interaction`] is `None` for it): a
+/// rejection never counts into trending or popularity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectionPayload {
+    pub conversation_id: Uuid,
+    /// The user message that said it (the rows' `interactions.source_ref`).
+    pub message_id: Uuid,
+    pub product_ids: Vec<Uuid>,
+    /// Why: `product`, `price` or `color` (or `brand`).
+    pub reason: String,
 }
 
 /// The payload of the shop's interaction events.

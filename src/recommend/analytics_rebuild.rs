@@ -191,7 +191,7 @@ fn counts_per_unit(kind: InteractionKind) -> bool {
 fn counted_weight_sql(first: usize) -> (String, Vec<DbValue>) {
     let mut sql = String::from("(CASE i.kind");
     let mut values = Vec::new();
-    for (n, kind) in InteractionKind::ALL.into_iter().enumerate() {
+    for (n, kind) in InteractionKind::POSITIVE.into_iter().enumerate() {
         let units = if counts_per_unit(kind) {
             " * GREATEST(i.quantity, 1)"
         } else {
@@ -205,6 +205,15 @@ fn counted_weight_sql(first: usize) -> (String, Vec<DbValue>) {
     (sql, values)
 }
 
+/// `'view', 'cart', 'order'`: the kinds trending and popularity count.
+fn positive_kinds_sql() -> String {
+    InteractionKind::POSITIVE
+        .iter()
+        .map(|kind| format!("'{}'", kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every product's sums at `now`, in one statement (one snapshot).
 pub async fn product_totals(
     db: &DatabaseConnection,
@@ -212,6 +221,8 @@ pub async fn product_totals(
     half_life: Duration,
 ) -> Result<Vec<ProductTotals>, DbErr> {
     let (weight, mut values) = counted_weight_sql(3);
+    // A rejection is no vote for a product: it never reaches trending or popular.
+    let positive = positive_kinds_sql();
     // `decay_factor` in SQL: 0.5^(age / half-life), the exponent capped so the power cannot
     // underflow (0.5^1000 is far below MIN_TRENDING_SCORE anyway).
     let decay_in_sql = "power(0.5::float8, LEAST(GREATEST(extract(epoch FROM ($1::timestamptz \
@@ -220,6 +231,7 @@ pub async fn product_totals(
         "SELECT i.product_id, p.category, sum({weight})::float8 AS total, \
          sum({weight} * {decay_in_sql})::float8 AS decayed \
          FROM interactions i JOIN products p ON p.id = i.product_id \
+         WHERE i.kind IN ({positive}) \
          GROUP BY i.product_id, p.category"
     );
     let mut params = vec![
@@ -471,7 +483,9 @@ mod tests {
             }
         }
         let (sql, values) = counted_weight_sql(3);
-        assert_eq!(values.len(), InteractionKind::ALL.len());
+        assert_eq!(values.len(), InteractionKind::POSITIVE.len());
+        assert!(!sql.contains("reject"), "{sql}");
+        assert_eq!(positive_kinds_sql(), "'view', 'cart', 'order'");
         assert!(
             sql.contains("WHEN 'order' THEN $5 * GREATEST(i.quantity, 1)"),
             "{sql}"

@@ -117,7 +117,8 @@ pub fn history_strengths(
     now_secs: i64,
 ) -> Vec<(Uuid, f32)> {
     let mut by_item: HashMap<Uuid, f32> = HashMap::new();
-    for i in interactions {
+    // A rejection is no vote for the item (its penalty is `recommend::rejection`'s).
+    for i in interactions.iter().filter(|i| i.kind.is_positive()) {
         *by_item.entry(i.item).or_default() +=
             kind_weight(i.kind, i.quantity) * decay(config.half_life_days, i.at_secs, now_secs);
     }
@@ -372,6 +373,9 @@ impl ItemItemModel {
         quantity: i32,
         at_secs: i64,
     ) {
+        if !kind.is_positive() {
+            return;
+        }
         let weight = kind_weight(kind, quantity);
         let graph = &mut self.graph;
         let item = match graph.item_index.get(&item) {

@@ -88,8 +88,8 @@ pub async fn latest_version(
     .transpose()
 }
 
-/// Every interaction (before `before`, unix seconds, when given) with the facts training
-/// needs; also the count and the highest id read.
+/// Every positive interaction (before `before`, unix seconds, when given) with the facts
+/// training needs: a rejection is never a vote for an item.
 pub async fn read_interactions(
     db: &impl ConnectionTrait,
     before: Option<i64>,
@@ -99,7 +99,8 @@ pub async fn read_interactions(
             db.get_database_backend(),
             "SELECT member_id, product_id, kind, quantity, \
              extract(epoch FROM occurred_at)::bigint AS at FROM interactions \
-             WHERE $1::double precision IS NULL OR occurred_at < to_timestamp($1)",
+             WHERE kind <> 'reject' \
+             AND ($1::double precision IS NULL OR occurred_at < to_timestamp($1))",
             [DbValue::from(before.map(|b| b as f64))],
         ))
         .await?;
@@ -123,7 +124,8 @@ pub async fn read_interactions(
 }
 
 /// A member's most recent interactions (up to [`HISTORY_ROWS`]), before `as_of` when given
-/// (the offline evaluation replays a cutoff).
+/// (the offline evaluation replays a cutoff). Rejections included: the history ignores them
+/// ([`crate::recommend::cf::history_strengths`]) and `recommend::rejection` penalises them.
 pub async fn member_interactions(
     db: &impl ConnectionTrait,
     member: &str,

@@ -16,6 +16,7 @@ use crate::recommend::explanation::Reason;
 use crate::recommend::lexical::lexical_matches;
 use crate::recommend::popularity::top_products;
 use crate::recommend::profile::{PreferenceProfile, ProfileBoost};
+use crate::recommend::rejection;
 use crate::recommend::scoring::{self, Candidate, Fusion, Weights};
 use crate::recommend::{RecommendError, RecommendRequest, RecommendedProduct};
 use crate::redis::{RedisKeys, RedisPool};
@@ -54,6 +55,7 @@ impl HybridEngine {
             collaborative: self.settings.weight_cf,
             intent: self.settings.weight_intent,
             profile: self.settings.profile_weight,
+            rejection: self.settings.rejection_weight,
         }
     }
 
@@ -76,9 +78,9 @@ impl HybridEngine {
     ) -> Result<Vec<RecommendedProduct>, RecommendError> {
         let limit = request.limit.clamp(1, 100);
         let model = self.cf.current();
-        let history: Vec<(Uuid, f32)> = match &request.member_id {
+        let (history, rejected): (Vec<(Uuid, f32)>, HashMap<Uuid, f32>) = match &request.member_id {
             Some(member) => self.member_history(member).await?,
-            None => Vec::new(),
+            None => (Vec::new(), HashMap::new()),
         };
         let history_ids: Vec<Uuid> = history.iter().map(|(id, _)| *id).collect();
 
@@ -253,6 +255,7 @@ impl HybridEngine {
                         intent,
                         profile: profile_boost,
                         profile_reasons,
+                        rejected: rejected.get(&p.id).copied().unwrap_or(0.0),
                         product: p,
                     }
                 })
@@ -434,6 +437,7 @@ impl HybridEngine {
                     intent,
                     profile: 0.0,
                     profile_reasons: Vec::new(),
+                    rejected: 0.0,
                     product: p,
                 }
             })
@@ -465,16 +469,22 @@ impl HybridEngine {
         ))
     }
 
-    /// The member's strongest items (decayed), read from `interactions` at request time so
-    /// every instance sees every event at once.
-    async fn member_history(&self, member: &str) -> Result<Vec<(Uuid, f32)>, RecommendError> {
+    /// The member's strongest items (decayed) and the products they turned down in the chat
+    /// with their penalties (`rejection::penalties`), read from `interactions` at request
+    /// time so every instance sees every event at once.
+    async fn member_history(
+        &self,
+        member: &str,
+    ) -> Result<(Vec<(Uuid, f32)>, HashMap<Uuid, f32>), RecommendError> {
         let interactions = cf_store::member_interactions(&self.db, member, self.as_of)
             .await
             .map_err(unavailable)?;
         let now = self.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
         let mut history = serving_history(&self.cf_config(), &interactions, now);
         history.truncate(self.settings.history_items.max(1));
-        Ok(history)
+        let rejected =
+            rejection::penalties(&interactions, now, self.settings.rejection_half_life_days);
+        Ok((history, rejected))
     }
 
     fn cf_config(&self) -> CfConfig {

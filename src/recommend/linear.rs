@@ -53,6 +53,9 @@ impl MemberRows {
         let mut items = Vec::new();
         let mut cells: Vec<(u32, u32, f32)> = Vec::new();
         for (member, i) in interactions {
+            if !i.kind.is_positive() {
+                continue;
+            }
             let item = *item_index.entry(i.item).or_insert_with(|| {
                 items.push(i.item);
                 items.len() as u32 - 1

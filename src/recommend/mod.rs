@@ -12,6 +12,7 @@ pub mod list_cache;
 pub mod popularity;
 pub mod profile;
 pub mod query_cache;
+pub mod rejection;
 pub mod scoring;
 
 use crate::analysis::ReplyLanguage;
@@ -51,6 +52,11 @@ pub struct ScoreBreakdown {
     /// overrode it). Enters the total with `recommender.profile_weight`.
     #[serde(default)]
     pub profile: f32,
+    /// The member turned this product down in the chat: 1 fresh, halving every
+    /// `recommender.rejection_half_life_days` (0 otherwise). Enters the total with
+    /// `-recommender.rejection_weight`.
+    #[serde(default)]
+    pub rejected: f32,
     pub total: f32,
 }
 

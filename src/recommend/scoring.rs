@@ -20,6 +20,8 @@ pub struct Weights {
     /// Of the learned profile's boost (already in [0, 1], never normalised, so a weak or old
     /// profile stays weak).
     pub profile: f32,
+    /// Subtracted × the member's rejection of the product (in [0, 1], never normalised).
+    pub rejection: f32,
 }
 
 /// How the signals are normalised and combined, besides the weights.
@@ -59,6 +61,8 @@ pub struct Candidate {
     /// The learned profile's boost (`profile::ProfileBoost::score`) and its reasons.
     pub profile: f32,
     pub profile_reasons: Vec<Reason>,
+    /// The member's rejection of the product (`rejection::penalties`), 0 when none.
+    pub rejected: f32,
 }
 
 /// The product's colours and styles, lower-cased for matching.
@@ -285,15 +289,18 @@ pub fn score(
                 popularity[i]
             };
             let profile = candidates[i].profile;
+            let rejected = candidates[i].rejected;
             ScoreBreakdown {
                 content: content[i],
                 collaborative,
                 intent: intent[i],
                 profile,
+                rejected,
                 total: weights.content * content[i]
                     + weights.collaborative * collaborative
                     + weights.intent * intent[i]
-                    + weights.profile * profile,
+                    + weights.profile * profile
+                    - weights.rejection * rejected,
             }
         })
         .collect()
@@ -494,6 +501,7 @@ mod tests {
             intent: 0.0,
             profile: 0.0,
             profile_reasons: Vec::new(),
+            rejected: 0.0,
         }
     }
 
@@ -525,6 +533,7 @@ mod tests {
             intent: 0.0,
             profile: 0.0,
             profile_reasons: Vec::new(),
+            rejected: 0.0,
         }
     }
 
@@ -643,6 +652,7 @@ mod tests {
             collaborative: 0.0,
             intent: 0.0,
             profile: 0.0,
+            rejection: 0.0,
         };
         let fusion = Fusion {
             normalisation: ScoreNormalisation::Rank,

@@ -5,6 +5,7 @@ mod analytics_rebuild;
 mod authz;
 mod chat_e2e;
 mod chat_exactly_once;
+mod chat_feedback;
 mod chat_language;
 mod chat_learning;
 mod chat_support;
