@@ -110,6 +110,12 @@ pub struct KafkaSettings {
     /// Prepended to every topic and consumer-group name.
     pub topic_prefix: String,
     pub client_id: String,
+    /// This instance's name for static group membership (`group.instance.id` = this name and
+    /// the group): stable across restarts of the instance, unique among the instances running
+    /// at once. A restarted instance takes its partitions back at once instead of waiting out
+    /// the dead one's session (and, on Tansu 0.6, instead of being left with none; see
+    /// docs/events.md). Empty: dynamic membership.
+    pub instance_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -499,6 +505,7 @@ connect_timeout_ms = 2000
 brokers = "127.0.0.1:9092"
 topic_prefix = ""
 client_id = "convrec"
+instance_id = ""
 
 [elasticsearch]
 url = "http://127.0.0.1:9200"

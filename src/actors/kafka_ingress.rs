@@ -105,7 +105,15 @@ impl KafkaIngress {
             topic_prefix: prefix.clone(),
             metrics: metrics.clone(),
         };
-        let consumer: GroupConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        if !kafka.instance_id.is_empty() {
+            // Static membership: a restarted instance takes its own place in the group back.
+            config.set(
+                "group.instance.id",
+                format!("{}-{}", kafka.instance_id, group.base_name()),
+            );
+        }
+        let consumer: GroupConsumer = config
             .set("bootstrap.servers", &kafka.brokers)
             .set("group.id", group.group_id(&prefix))
             .set(

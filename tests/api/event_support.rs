@@ -52,15 +52,18 @@ pub(crate) struct Expected {
     /// Sum of analytics weights (views 1, carts 3, orders 5 per unit).
     pub(crate) weight: f64,
     pub(crate) by_category: HashMap<String, f64>,
+    /// `product.rejected` events the chat wrote (dialogue feedback): read by the groups of
+    /// `user-behavior`, weighing nothing in analytics.
+    pub(crate) rejections: i64,
 }
 
 impl Expected {
     pub(crate) fn per_group(&self, group: &str) -> i64 {
         match group {
             "es-sync" => self.messages,
-            "preference-analysis" => self.messages + self.shop,
-            "recommendation" => self.shop + self.orders,
-            _ => self.shop,
+            "preference-analysis" => self.messages + self.shop + self.rejections,
+            "recommendation" => self.shop + self.orders + self.rejections,
+            _ => self.shop + self.rejections,
         }
     }
 
@@ -445,6 +448,7 @@ impl ServiceProcess {
             .env("CONVREC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
             .env("CONVREC__KAFKA__BROKERS", &settings.kafka.brokers)
             .env("CONVREC__KAFKA__TOPIC_PREFIX", &settings.kafka.topic_prefix)
+            .env("CONVREC__KAFKA__INSTANCE_ID", &settings.kafka.instance_id)
             .env(
                 "CONVREC__ELASTICSEARCH__INDEX_PREFIX",
                 &settings.elasticsearch.index_prefix,

@@ -11,6 +11,7 @@ mod chat_learning;
 mod chat_support;
 mod chat_ws;
 mod conversations;
+mod crash;
 mod drain;
 mod durable_events;
 mod e5_parity;
