@@ -29,9 +29,6 @@ fi
 
 # The chat page at / gets its member token from POST /api/demo/token: on for the local demo only.
 export CONVREC__SECURITY__DEMO_TOKENS="${CONVREC__SECURITY__DEMO_TOKENS:-true}"
-# Static group membership: restarting this script gets the consumers' partitions back at once
-# (on Tansu 0.6 a quick restart without it can leave them with none; docs/events.md).
-export CONVREC__KAFKA__INSTANCE_ID="${CONVREC__KAFKA__INSTANCE_ID:-local-$(hostname)}"
 
 "$BIN" migrate
 "$BIN" import demo

@@ -19,6 +19,7 @@ fn event_app() -> TestAppBuilder {
 
 #[actix_web::test]
 async fn a_thousand_events_reach_every_group_and_each_is_applied_once() {
+    let _turn = crate::helpers::broker_heavy().await;
     let app = event_app().spawn().await;
     let settings = &app.settings;
     let products = create_products(&app, 8).await;
@@ -403,6 +404,7 @@ async fn a_drain_that_cannot_finish_fails_and_names_what_is_left() {
 
 #[actix_web::test]
 async fn two_dispatchers_on_one_outbox_never_send_an_event_twice() {
+    let _turn = crate::helpers::broker_heavy().await;
     let first = event_app()
         .settings(|settings| {
             settings.events.outbox_batch_size = 20;

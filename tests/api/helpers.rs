@@ -379,6 +379,13 @@ pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).expect("an integer")
 }
 
+/// Tests that put thousands of events through the shared local broker take turns: two of them
+/// at once on two cores outrun Tansu's SQLite storage and time each other's drains out.
+pub(crate) async fn broker_heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// Polls `check` every 100 ms until it answers true; false when `timeout` passed first. Only
 /// for effects outside the event backbone (periodic jobs, readiness probes); for what the
 /// backbone does, use [`TestApp::drain_events`].
