@@ -125,11 +125,13 @@ impl KafkaIngress {
             // Offsets are stored by hand, after the owner finished with the record.
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            // Tolerates a broker that stalls for a while (a loaded Tansu misses heartbeats for
+            // 10 s and more), at the cost of a dead instance's partitions waiting this long.
+            .set("session.timeout.ms", "30000")
+            .set("heartbeat.interval.ms", "3000")
             // Also the rebalance timeout: how long a rejoin waits for members of a killed
             // instance before the group goes on without them.
-            .set("max.poll.interval.ms", "30000")
+            .set("max.poll.interval.ms", "45000")
             .set("topic.metadata.refresh.interval.ms", "5000")
             .set("reconnect.backoff.max.ms", "2000")
             .set("queued.max.messages.kbytes", "16384")

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 const SHOPPERS: usize = 50;
 /// More than the shop can post before the kill: the rest fail and are posted again after it.
-const SHOP_EVENTS: usize = 1000;
+const SHOP_EVENTS: usize = 800;
 const TEXTS: [&str; 6] = [
     "20만원 이하 패딩 추천해 주세요",
     "Show me waterproof jackets",
@@ -160,7 +160,7 @@ async fn killed_mid_traffic_every_message_is_answered_once_and_every_event_appli
                         break;
                     }
                     // A shopper reads the reply before writing again.
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
                 }
                 shopper
             }
@@ -186,7 +186,7 @@ async fn killed_mid_traffic_every_message_is_answered_once_and_every_event_appli
                     .send()
                     .await;
                 // The shop's back end reports as orders come in, not all at once.
-                tokio::time::sleep(Duration::from_millis(40)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 match sent {
                     Ok(r) if r.status() == StatusCode::ACCEPTED => {
                         accepted_before.fetch_add(1, Ordering::Relaxed);
@@ -242,9 +242,9 @@ async fn killed_mid_traffic_every_message_is_answered_once_and_every_event_appli
     );
 
     // Restarted as a process supervisor would, after a pause longer than the consumers'
-    // session (10 s): Tansu 0.6 can leave a group that a member rejoins within the dead
+    // session (30 s): Tansu 0.6 can leave a group that a member rejoins within the dead
     // member's session without some partitions, for good (docs/events.md#tansu).
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    tokio::time::sleep(Duration::from_secs(32)).await;
     // The usual batches now (the small ones were only there to land the kill mid-dispatch).
     let mut after = settings.clone();
     after.events.outbox_batch_size = 100;
