@@ -338,6 +338,13 @@ pub struct RecommenderSettings {
     pub weight_cf: f32,
     /// Weight of the intent signal (soft preferences matched).
     pub weight_intent: f32,
+    /// The weights of a list asked for with no words (no `q`, no analysed keywords, no
+    /// query embedding: a home page, a REST list without `q`), where the content signal is
+    /// the member's taste centroid rather than a query's relevance. Fitted on Online Retail's
+    /// validation split; the three above on ESCI's dev half (docs/evaluation.md).
+    pub browse_weight_content: f32,
+    pub browse_weight_cf: f32,
+    pub browse_weight_intent: f32,
     /// Recommender actors; each computes one uncached list at a time.
     pub pool_size: usize,
     /// Most requests waiting for or in the pool; more are refused as overloaded (429).
@@ -397,6 +404,9 @@ pub struct RecommenderSettings {
     pub diversity_threshold: f32,
     /// The member's strongest items that shape a list (CF neighbours, the taste centroid).
     pub history_items: usize,
+    /// Share of popularity in the collaborative signal of a member with history (the rest is
+    /// the CF score); at cold start the collaborative signal is popularity alone.
+    pub cf_popularity_share: f32,
     /// Weight of the learned preference profile's boost (`user_preferences.profile`, itself
     /// 0–1: confidence × age decay × matched share); 0 turns it off.
     pub profile_weight: f32,
@@ -440,6 +450,10 @@ pub enum ScoreNormalisation {
     MinMax,
     /// By rank, as in reciprocal rank fusion: (c + 1) / (c + rank), 0 without the signal.
     Rank,
+    /// Standard scores over the candidates, z = (v − mean) / sd clipped to ±3, mapped to
+    /// [0, 1] as (z + 3) / 6 (0 when constant).
+    #[serde(rename = "zscore")]
+    ZScore,
 }
 
 /// The OpenAI-compatible model for intent analysis and reply writing, and its guards
@@ -584,7 +598,10 @@ max_sockets_per_member = 5
 [recommender]
 weight_content = 0.3
 weight_cf = 0.3
-weight_intent = 0.4
+weight_intent = 0.1
+browse_weight_content = 0.1
+browse_weight_cf = 0.8
+browse_weight_intent = 0.1
 pool_size = 4
 queue_capacity = 256
 cache_ttl_secs = 300
@@ -603,7 +620,7 @@ cf_ease_lambda = 1000.0
 cf_max_dense_items = 8000
 cf_rp3_alpha = 1.0
 cf_rp3_beta = 0.5
-diversity_lambda = 0.7
+diversity_lambda = 1.0
 preference_cache_ttl_secs = 86400
 query_embedding_cache_entries = 4096
 lexical_candidates = 50
@@ -611,7 +628,8 @@ lexical_share = 0.5
 normalisation = "minmax"
 rank_constant = 60.0
 diversity_threshold = 0.9
-history_items = 20
+history_items = 500
+cf_popularity_share = 0.0
 profile_weight = 0.3
 profile_half_life_days = 30.0
 rejection_weight = 1.0
@@ -701,6 +719,7 @@ impl Settings {
         let recommender = &self.recommender;
         for (name, value) in [
             ("profile_weight", recommender.profile_weight),
+            ("cf_popularity_share", recommender.cf_popularity_share),
             ("profile_half_life_days", recommender.profile_half_life_days),
             ("rejection_weight", recommender.rejection_weight),
             (
@@ -711,6 +730,9 @@ impl Settings {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("recommender.{name} must be a non-negative number"));
             }
+        }
+        if recommender.cf_popularity_share > 1.0 {
+            return Err("recommender.cf_popularity_share must be between 0 and 1".into());
         }
         Ok(())
     }

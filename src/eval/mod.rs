@@ -73,6 +73,11 @@ pub enum EvalCommand {
         /// Keep that database afterwards.
         #[arg(long)]
         keep_db: bool,
+        /// Build each customer's learned preference profile (`user_preferences`) from their
+        /// purchases before the split's cutoff, as the preference group does from
+        /// `order.completed` events; without it the table is empty (no profile boost).
+        #[arg(long)]
+        profiles: bool,
         /// Also score the service's hybrid with some `[recommender]` settings changed
         /// (`NAME:key=value,...`; implies --service). Repeatable.
         #[arg(long = "hybrid", value_parser = parse_variant)]
@@ -159,6 +164,9 @@ impl HybridVariant {
                 "weight_content" => s.weight_content = parse(key, value)?,
                 "weight_cf" => s.weight_cf = parse(key, value)?,
                 "weight_intent" => s.weight_intent = parse(key, value)?,
+                "browse_weight_content" => s.browse_weight_content = parse(key, value)?,
+                "browse_weight_cf" => s.browse_weight_cf = parse(key, value)?,
+                "browse_weight_intent" => s.browse_weight_intent = parse(key, value)?,
                 "content_candidates" => s.content_candidates = parse(key, value)?,
                 "cf_candidates" => s.cf_candidates = parse(key, value)?,
                 "popular_candidates" => s.popular_candidates = parse(key, value)?,
@@ -168,11 +176,14 @@ impl HybridVariant {
                 "lexical_share" => s.lexical_share = parse(key, value)?,
                 "rank_constant" => s.rank_constant = parse(key, value)?,
                 "history_items" => s.history_items = parse(key, value)?,
+                "cf_popularity_share" => s.cf_popularity_share = parse(key, value)?,
+                "profile_weight" => s.profile_weight = parse(key, value)?,
                 "normalisation" => {
                     s.normalisation = match value.as_str() {
                         "rank" => ScoreNormalisation::Rank,
                         "minmax" => ScoreNormalisation::MinMax,
-                        other => anyhow::bail!("normalisation={other}: rank or minmax"),
+                        "zscore" => ScoreNormalisation::ZScore,
+                        other => anyhow::bail!("normalisation={other}: rank, minmax or zscore"),
                     }
                 }
                 other => anyhow::bail!("{other}: not a [recommender] setting a variant may change"),
@@ -214,6 +225,7 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
             service,
             db_name,
             keep_db,
+            profiles,
             variants,
             out,
         } => {
@@ -300,6 +312,7 @@ pub async fn run(command: EvalCommand, settings: &Settings) -> anyhow::Result<()
                     &path,
                     [(&validation, validation_secs), (&split, cutoff_secs)],
                     &variants,
+                    profiles,
                 )
                 .await;
                 if !keep_db {
@@ -387,6 +400,7 @@ async fn retail_service_scores(
     ledger: &std::path::Path,
     [(validation, validation_secs), (test, test_secs)]: [(&RetailSplit, i64); 2],
     variants: &[HybridVariant],
+    profiles: bool,
 ) -> anyhow::Result<Vec<SplitScores>> {
     let db = crate::db::connect(database).await?;
     let cutoff = chrono::DateTime::from_timestamp(test_secs, 0)
@@ -399,10 +413,10 @@ async fn retail_service_scores(
     };
     let all: Vec<&HybridVariant> = std::iter::once(&default_variant).chain(variants).collect();
     let on_validation = retail
-        .hybrid_lists(settings, validation, validation_secs, &all, K)
+        .hybrid_lists(settings, validation, validation_secs, &all, profiles, K)
         .await?;
     let on_test = retail
-        .hybrid_lists(settings, test, test_secs, &all, K)
+        .hybrid_lists(settings, test, test_secs, &all, profiles, K)
         .await?;
     retail.db.close().await.ok();
     Ok(all

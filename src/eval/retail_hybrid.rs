@@ -17,13 +17,15 @@ use super::online_retail::RetailSplit;
 use super::HybridVariant;
 use crate::catalog::InteractionKind;
 use crate::config::Settings;
+use crate::db::entities::product;
 use crate::intent::ShoppingIntent;
 use crate::recommend::cf::{CfConfig, Interaction, ServedNeighbours};
 use crate::recommend::engine::HybridEngine;
+use crate::recommend::profile::PreferenceProfile;
 use crate::recommend::RecommendRequest;
 use crate::redis::RedisKeys;
 use anyhow::Context;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -156,18 +158,85 @@ impl RetailDb {
         Ok(out)
     }
 
+    /// Replaces `user_preferences` with the learned profile of every customer of `split`,
+    /// built from their interactions before the split's cutoff as the `preference-analysis`
+    /// group builds it from `order.completed` events: one [`PreferenceProfile::merge_behaviour`]
+    /// per order line, oldest first, each a new event id. With `build` false the table is
+    /// only emptied (the service before its first event). Returns the profiles written.
+    async fn store_profiles(
+        &self,
+        split: &RetailSplit,
+        interactions: &[(String, Uuid, InteractionKind, i32, i64)],
+        build: bool,
+    ) -> anyhow::Result<usize> {
+        self.db
+            .execute_unprepared("DELETE FROM user_preferences")
+            .await?;
+        if !build {
+            return Ok(0);
+        }
+        let products: HashMap<Uuid, product::Model> = product::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let mut events: HashMap<&str, Vec<(i64, Uuid, InteractionKind)>> = HashMap::new();
+        for (member, item, kind, _, at) in interactions {
+            if split.relevant.contains_key(member) {
+                events
+                    .entry(member.as_str())
+                    .or_default()
+                    .push((*at, *item, *kind));
+            }
+        }
+        let mut written = 0;
+        for (member, mut events) in events {
+            events.sort_by_key(|(at, item, _)| (*at, *item));
+            let mut profile = PreferenceProfile::default();
+            for (at, item, kind) in events {
+                let (Some(product), Some(at)) =
+                    (products.get(&item), chrono::DateTime::from_timestamp(at, 0))
+                else {
+                    continue;
+                };
+                if profile.first_time(Uuid::new_v4()) {
+                    profile.merge_behaviour(kind, product, at);
+                }
+            }
+            self.db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "INSERT INTO user_preferences (member_id, profile) VALUES ($1, $2) \
+                     ON CONFLICT (member_id) DO UPDATE SET profile = EXCLUDED.profile, \
+                     version = user_preferences.version + 1, updated_at = now()",
+                    [
+                        member.into(),
+                        sea_orm::Value::from(serde_json::to_value(&profile)?),
+                    ],
+                ))
+                .await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// Top-k lists of the service's hybrid for every customer of `split` (whose training
-    /// period ends at `cutoff_secs`), one map per variant.
+    /// period ends at `cutoff_secs`), one map per variant; with `profiles`, each customer's
+    /// learned profile is built from the same period first ([`Self::store_profiles`]).
     pub async fn hybrid_lists(
         &self,
         settings: &Settings,
         split: &RetailSplit,
         cutoff_secs: i64,
         variants: &[&HybridVariant],
+        profiles: bool,
         k: usize,
     ) -> anyhow::Result<Vec<HashMap<String, Vec<String>>>> {
         let reco = &settings.recommender;
         let interactions = self.interactions_before(cutoff_secs).await?;
+        let stored = self.store_profiles(split, &interactions, profiles).await?;
+        eprintln!("preference profiles stored: {stored}");
         // The CF model the service would hold at the cutoff (the configured model, trained
         // as `cf_store::train` trains it, over these rows).
         let rows: Vec<(String, Interaction)> = interactions

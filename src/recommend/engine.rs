@@ -49,13 +49,25 @@ fn unavailable(e: impl std::fmt::Display) -> RecommendError {
 }
 
 impl HybridEngine {
-    fn weights(&self) -> Weights {
+    /// The weights for a request with words (a query, analysed keywords or a query
+    /// embedding) or, with `has_words` false, the browse weights of a list asked for with none.
+    fn weights(&self, has_words: bool) -> Weights {
+        let s = &self.settings;
+        let (content, collaborative, intent) = if has_words {
+            (s.weight_content, s.weight_cf, s.weight_intent)
+        } else {
+            (
+                s.browse_weight_content,
+                s.browse_weight_cf,
+                s.browse_weight_intent,
+            )
+        };
         Weights {
-            content: self.settings.weight_content,
-            collaborative: self.settings.weight_cf,
-            intent: self.settings.weight_intent,
-            profile: self.settings.profile_weight,
-            rejection: self.settings.rejection_weight,
+            content,
+            collaborative,
+            intent,
+            profile: s.profile_weight,
+            rejection: s.rejection_weight,
         }
     }
 
@@ -64,6 +76,7 @@ impl HybridEngine {
             normalisation: self.settings.normalisation,
             rank_constant: self.settings.rank_constant,
             lexical_share: self.settings.lexical_share,
+            cf_popularity_share: self.settings.cf_popularity_share,
         }
     }
 
@@ -261,9 +274,10 @@ impl HybridEngine {
                 })
                 .collect()
         };
+        let has_words = query_text.is_some() || request.query_embedding.is_some();
         let scores = scoring::score(
             &candidates,
-            self.weights(),
+            self.weights(has_words),
             !history.is_empty(),
             self.fusion(),
             !lexical.is_empty(),
@@ -442,7 +456,7 @@ impl HybridEngine {
                 }
             })
             .collect();
-        let scores = scoring::score(&candidates, self.weights(), true, self.fusion(), false);
+        let scores = scoring::score(&candidates, self.weights(true), true, self.fusion(), false);
         let picked = scoring::diversify(
             &candidates,
             &scores,

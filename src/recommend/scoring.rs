@@ -32,6 +32,8 @@ pub struct Fusion {
     pub rank_constant: f32,
     /// Share of the content signal taken from the lexical match when there is one.
     pub lexical_share: f32,
+    /// Share of popularity in the collaborative signal of a member with history.
+    pub cf_popularity_share: f32,
 }
 
 impl Default for Fusion {
@@ -40,6 +42,7 @@ impl Default for Fusion {
             normalisation: ScoreNormalisation::MinMax,
             rank_constant: 60.0,
             lexical_share: 0.0,
+            cf_popularity_share: 0.2,
         }
     }
 }
@@ -248,11 +251,37 @@ pub fn rank_normalise(values: &mut [f32], c: f32) {
     values.copy_from_slice(&normalised);
 }
 
+/// Standard scores beyond this many standard deviations are clipped by [`z_normalise`].
+pub const Z_CLIP: f32 = 3.0;
+
+/// Standard scores brought to [0, 1], in place: z = (v − mean) / standard deviation,
+/// clipped to ±[`Z_CLIP`], then (z + clip) / (2 · clip); a constant signal becomes 0. Unlike
+/// min-max, the spread of the bulk of the candidates sets the scale, not the two extremes;
+/// every signal gets the same affine map, so the totals rank as the plain standard scores
+/// would (but for the clipped tails), and stay on the scale of the (unnormalised) profile
+/// boost and rejection penalty.
+pub fn z_normalise(values: &mut [f32]) {
+    if values.is_empty() {
+        return;
+    }
+    let n = values.len() as f32;
+    let mean = values.iter().sum::<f32>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+    for v in values.iter_mut() {
+        *v = if sd > f32::EPSILON {
+            let z = ((*v - mean) / sd).clamp(-Z_CLIP, Z_CLIP);
+            (z + Z_CLIP) / (2.0 * Z_CLIP)
+        } else {
+            0.0
+        };
+    }
+}
+
 /// Normalises every signal over the candidates and computes the weighted totals. The
 /// content signal is the query relevance: the embedding cosine, blended with the lexical
 /// match when the request had words (`has_lexical`). With no member history the
 /// collaborative signal is popularity alone (cold start); otherwise popularity contributes
-/// a fifth of it. The intent signal is a share of matched preferences, with many ties, so
+/// `cf_popularity_share` of it. The intent signal is a share of matched preferences, with many ties, so
 /// it is always min-max normalised.
 pub fn score(
     candidates: &[Candidate],
@@ -266,6 +295,7 @@ pub fn score(
         match normalisation {
             ScoreNormalisation::MinMax => normalise(&mut values),
             ScoreNormalisation::Rank => rank_normalise(&mut values, fusion.rank_constant),
+            ScoreNormalisation::ZScore => z_normalise(&mut values),
         }
         values
     };
@@ -284,7 +314,8 @@ pub fn score(
     (0..candidates.len())
         .map(|i| {
             let collaborative = if has_history {
-                0.8 * cf[i] + 0.2 * popularity[i]
+                let share = fusion.cf_popularity_share.clamp(0.0, 1.0);
+                (1.0 - share) * cf[i] + share * popularity[i]
             } else {
                 popularity[i]
             };
@@ -642,6 +673,56 @@ mod tests {
     }
 
     #[test]
+    fn z_normalisation_maps_clipped_standard_scores_to_the_unit_interval() {
+        let mut values = [1.0, 2.0, 3.0];
+        z_normalise(&mut values);
+        let z = 1.0 / (2.0f32 / 3.0).sqrt();
+        let map = |z: f32| (z + Z_CLIP) / (2.0 * Z_CLIP);
+        assert!((values[0] - map(-z)).abs() < 1e-5);
+        assert!((values[1] - 0.5).abs() < 1e-6);
+        assert!((values[2] - map(z)).abs() < 1e-5);
+        // One outlier among many equal values: clipped at +3 standard deviations.
+        let mut outlier = [0.0; 20];
+        outlier[0] = 1.0;
+        z_normalise(&mut outlier);
+        assert_eq!(outlier[0], 1.0);
+        assert!(outlier[1] > 0.0 && outlier[1] < 0.5);
+        let mut constant = [0.4, 0.4];
+        z_normalise(&mut constant);
+        assert_eq!(constant, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_popularity_share_of_the_collaborative_signal_is_a_setting() {
+        // 1 is the CF favourite, 2 the popular one.
+        let mut candidates = [
+            candidate(1, &[1.0, 0.0], 0.0, 0.0),
+            candidate(2, &[0.0, 1.0], 0.0, 0.0),
+        ];
+        candidates[0].collaborative = 1.0;
+        candidates[1].popularity = 1.0;
+        let weights = Weights {
+            content: 0.0,
+            collaborative: 1.0,
+            intent: 0.0,
+            profile: 0.0,
+            rejection: 0.0,
+        };
+        let with = |share: f32| {
+            let fusion = Fusion {
+                cf_popularity_share: share,
+                ..Fusion::default()
+            };
+            score(&candidates, weights, true, fusion, false)
+        };
+        let default = with(0.2);
+        assert!((default[0].total - 0.8).abs() < 1e-6);
+        assert!((default[1].total - 0.2).abs() < 1e-6);
+        let pure = with(0.0);
+        assert_eq!((pure[0].total, pure[1].total), (1.0, 0.0));
+    }
+
+    #[test]
     fn the_lexical_match_is_blended_into_the_content_signal() {
         let candidates = [
             candidate(1, &[1.0, 0.0], 0.9, 0.0),
@@ -658,6 +739,7 @@ mod tests {
             normalisation: ScoreNormalisation::Rank,
             rank_constant: 1.0,
             lexical_share: 0.5,
+            ..Fusion::default()
         };
         let scores = score(&candidates, weights, false, fusion, true);
         // 1: content rank 1 (1.0), no lexical; 2: content rank 2 (2/3), lexical rank 1.

@@ -115,6 +115,7 @@ async fn online_retail_eval_runs_on_a_slice_of_the_real_ledger() {
             service: false,
             db_name: "unused".into(),
             keep_db: false,
+            profiles: false,
             variants: vec![],
             out: Some(out.clone()),
         },
@@ -181,6 +182,8 @@ async fn online_retail_service_hybrid_recommends_from_the_training_period_only()
             service: true,
             db_name: db_name.clone(),
             keep_db: false,
+            // The customers' learned profiles too, as the preference group builds them.
+            profiles: true,
             variants: vec![],
             out: Some(out.clone()),
         },
