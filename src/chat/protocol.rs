@@ -87,6 +87,21 @@ impl ServerFrame {
     }
 }
 
+/// Why `id` cannot be a message's client id: at most [`MAX_CLIENT_ID_LEN`] bytes, no control
+/// characters (it is stored, and PostgreSQL text cannot hold NUL). The socket and REST both
+/// check it here.
+pub fn check_client_id(id: &str) -> Result<(), String> {
+    if id.len() > MAX_CLIENT_ID_LEN {
+        return Err(format!(
+            "client_id is longer than {MAX_CLIENT_ID_LEN} bytes"
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("client_id contains control characters".into());
+    }
+    Ok(())
+}
+
 /// Why a text frame is not a valid client frame: `unknown_type` for a well-formed frame of a
 /// type we do not know, `invalid_frame` otherwise.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, (&'static str, String)> {
@@ -113,11 +128,8 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, (&'static str, Stri
         ..
     } = &frame
     {
-        if id.len() > MAX_CLIENT_ID_LEN {
-            return Err((
-                "invalid_frame",
-                format!("client_id is longer than {MAX_CLIENT_ID_LEN} bytes"),
-            ));
+        if let Err(why) = check_client_id(id) {
+            return Err(("invalid_frame", why));
         }
     }
     Ok(frame)
@@ -143,6 +155,15 @@ mod tests {
                 client_id: Some("c1".into())
             }
         );
+    }
+
+    #[test]
+    fn client_ids_are_bounded_and_printable() {
+        assert!(check_client_id("c-1").is_ok());
+        assert!(check_client_id(&"x".repeat(MAX_CLIENT_ID_LEN + 1)).is_err());
+        assert!(check_client_id("a\u{0}b").is_err());
+        let frame = r#"{"type":"message","text":"패딩","client_id":"a\u0000b"}"#;
+        assert_eq!(parse_client_frame(frame).unwrap_err().0, "invalid_frame");
     }
 
     #[test]

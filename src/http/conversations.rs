@@ -4,7 +4,7 @@
 
 use crate::analysis::ReplyLanguage;
 use crate::chat::pipeline::Accepted;
-use crate::chat::protocol::MAX_CLIENT_ID_LEN;
+use crate::chat::protocol::check_client_id;
 use crate::chat::store::{self, ConversationCursor, StoredMessage};
 use crate::chat::{authorize_conversation, validate_text, ChatError, Reply};
 use crate::errors::{ErrorKind, PublicError};
@@ -369,10 +369,8 @@ async fn post_message(
     let text =
         validate_text(&body.text, state.settings.chat.max_message_chars).map_err(localized)?;
     let client_id = body.client_id.as_deref();
-    if client_id.is_some_and(|id| id.len() > MAX_CLIENT_ID_LEN) {
-        return Err(ConversationsError::InvalidParameter(format!(
-            "client_id is longer than {MAX_CLIENT_ID_LEN} bytes"
-        )));
+    if let Some(id) = client_id {
+        check_client_id(id).map_err(ConversationsError::InvalidParameter)?;
     }
     let accepted = pipeline
         .accept(&conversation, text, client_id)

@@ -116,6 +116,18 @@ async fn a_rest_retry_with_the_client_id_returns_the_stored_turn_and_stores_noth
         error_code(long, StatusCode::BAD_REQUEST).await,
         "invalid_parameter"
     );
+    // A NUL (found by schemathesis: it reached the database) or other control character too.
+    let nul = post_message(
+        &app,
+        "retrier",
+        conversation,
+        json!({"text": "패딩", "client_id": "a\u{0}b"}),
+    )
+    .await;
+    assert_eq!(
+        error_code(nul, StatusCode::BAD_REQUEST).await,
+        "invalid_parameter"
+    );
 }
 
 /// Stores a user message as an instance that died right after the ack would have left it:
